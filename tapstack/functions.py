@@ -1,0 +1,198 @@
+"""The four Lambda functions, each with its own log group and its own least-privilege role."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import awacs.dynamodb as dynamodb
+import awacs.kms as kms
+from awacs.aws import Action, Statement
+from awacs.helpers.trust import make_simple_assume_policy
+from troposphere import GetAtt, NoValue, Ref, Template
+from troposphere.awslambda import Code, Environment, Function, LoggingConfig, TracingConfig
+from troposphere.iam import Role
+from troposphere.kms import Key
+from troposphere.logs import LogGroup
+from troposphere.sns import Topic
+
+from tapstack import policies
+from tapstack.settings import Settings
+from tapstack.sources import HANDLER_MODULES, handler_source
+from tapstack.storage import DUE_INDEX, DUE_INDEX_SHARDS, AppointmentsTableRef
+
+#: The newest Python runtime cfn-lint knows and does not mark deprecated.
+RUNTIME = "python3.14"
+#: The sender and updater calls are short; the processor claims a whole batch.
+PROCESSOR_TIMEOUT_SECONDS = 60
+DELIVERY_TIMEOUT_SECONDS = 20
+
+
+@dataclass
+class FunctionSpec:
+    logical_id: str  # also the key into HANDLER_MODULES
+    name: str  # physical name stem and log group name stem
+    log_group_id: str
+    role_id: str
+    description: str
+    timeout: int
+    statements: list[Statement]
+    environment: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass
+class BuiltFunction:
+    function: Function
+    role: Role
+    log_group: LogGroup
+    timeout: int
+
+
+def add_log_group(template: Template, settings: Settings, logical_id: str, name: Any, key: Key) -> LogGroup:
+    return template.add_resource(
+        LogGroup(
+            settings.logical_id(logical_id),
+            LogGroupName=name,
+            RetentionInDays=settings.props.log_retention_days,
+            KmsKeyId=GetAtt(key, "Arn"),
+            # Operational history only (no customer data): it goes with the stack.
+            DeletionPolicy="Delete",
+            UpdateReplacePolicy="Delete",
+        )
+    )
+
+
+def _key_statements(key: Key, actions: list[Action]) -> list[Statement]:
+    return policies.key_statements(GetAtt(key, "Arn"), actions)
+
+
+def _add_function(template: Template, settings: Settings, key: Key, spec: FunctionSpec) -> BuiltFunction:
+    props = settings.props
+    physical = settings.physical_name(spec.name)
+    log_group = add_log_group(
+        template, settings, spec.log_group_id, settings.physical_name(spec.name, "/aws/lambda/{}"), key
+    )
+    role = template.add_resource(
+        Role(
+            settings.logical_id(spec.role_id),
+            RoleName=settings.physical_name(spec.role_id),
+            AssumeRolePolicyDocument=make_simple_assume_policy("lambda.amazonaws.com"),
+            Policies=[
+                policies.inline_policy(
+                    spec.name,
+                    policies.log_writing_statements(log_group) + policies.tracing_statements() + spec.statements,
+                )
+            ],
+        )
+    )
+    function = template.add_resource(
+        Function(
+            settings.logical_id(spec.logical_id),
+            FunctionName=physical,
+            Description=spec.description,
+            Runtime=RUNTIME,
+            Architectures=["arm64"],
+            Handler="index.handler",
+            Role=GetAtt(role, "Arn"),
+            Timeout=spec.timeout,
+            MemorySize=256,
+            Code=Code(ZipFile=handler_source(HANDLER_MODULES[spec.logical_id])),
+            Environment=Environment(Variables=spec.environment),
+            KmsKeyArn=GetAtt(key, "Arn"),
+            TracingConfig=TracingConfig(Mode="Active"),
+            LoggingConfig=LoggingConfig(LogGroup=Ref(log_group)),
+            ReservedConcurrentExecutions=props.reserved_concurrency
+            if props.reserved_concurrency is not None
+            else NoValue,
+        )
+    )
+    return BuiltFunction(function=function, role=role, log_group=log_group, timeout=spec.timeout)
+
+
+def add_functions(
+    template: Template,
+    settings: Settings,
+    key: Key,
+    appointments: AppointmentsTableRef,
+    reminders: Any,
+    topic: Topic,
+    lease_seconds: int,
+) -> dict[str, BuiltFunction]:
+    """Add the processor, the two senders and the status updater; keyed by unprefixed logical ID."""
+    reminders_arn = GetAtt(reminders, "Arn")
+    # Each role can decrypt its own environment and use the key through DynamoDB (and SNS).
+    table_key = [kms.Decrypt, kms.Encrypt, kms.GenerateDataKey]
+    record_channel = policies.table_statements(reminders_arn, [dynamodb.UpdateItem])
+    specs = [
+        FunctionSpec(
+            logical_id="AppointmentProcessorFunction",
+            name="AppointmentProcessor",
+            log_group_id="ProcessorLogGroup",
+            role_id="AppointmentProcessorRole",
+            description="Plans reminders from appointment changes, finds and claims due ones, renders them",
+            timeout=PROCESSOR_TIMEOUT_SECONDS,
+            statements=[
+                *policies.table_statements(appointments.arn, [dynamodb.BatchGetItem]),
+                *policies.index_query_statements(reminders_arn, DUE_INDEX),
+                *policies.table_statements(reminders_arn, [dynamodb.UpdateItem]),
+                *_key_statements(key, table_key),
+            ],
+            environment={
+                "APPOINTMENTS_TABLE": appointments.name,
+                "REMINDERS_TABLE": Ref(reminders),
+                "DUE_INDEX": DUE_INDEX,
+                "DUE_INDEX_SHARDS": str(DUE_INDEX_SHARDS),
+                "REMINDER_OFFSETS_MINUTES": settings["ReminderOffsetsMinutes"],
+                "CLAIM_BATCH_SIZE": str(settings.props.claim_batch_size),
+                "CLAIM_LEASE_SECONDS": str(lease_seconds),
+                "RETENTION_DAYS": settings["ReminderRetentionDays"],
+            },
+        ),
+        FunctionSpec(
+            logical_id="EmailSenderFunction",
+            name="EmailSender",
+            log_group_id="EmailLogGroup",
+            role_id="EmailSenderRole",
+            description="Sends one rendered reminder email through SES, at most once per claim",
+            timeout=DELIVERY_TIMEOUT_SECONDS,
+            statements=[
+                *policies.email_sending_statements(settings["SenderEmail"]),
+                *record_channel,
+                *_key_statements(key, table_key),
+            ],
+            environment={"REMINDERS_TABLE": Ref(reminders), "SENDER_EMAIL": settings["SenderEmail"]},
+        ),
+        FunctionSpec(
+            logical_id="SmsSenderFunction",
+            name="SmsSender",
+            log_group_id="SmsLogGroup",
+            role_id="SmsSenderRole",
+            description="Sends one rendered reminder SMS through SNS, at most once per claim",
+            timeout=DELIVERY_TIMEOUT_SECONDS,
+            statements=[
+                *policies.sms_sending_statements(),
+                *record_channel,
+                *_key_statements(key, table_key),
+            ],
+            environment={"REMINDERS_TABLE": Ref(reminders)},
+        ),
+        FunctionSpec(
+            logical_id="StatusUpdaterFunction",
+            name="StatusUpdater",
+            log_group_id="StatusUpdaterLogGroup",
+            role_id="StatusUpdaterRole",
+            description="Records each channel's outcome on the reminder and publishes a delivery event",
+            timeout=DELIVERY_TIMEOUT_SECONDS,
+            statements=[
+                *record_channel,
+                *policies.topic_publishing_statements(Ref(topic)),
+                *_key_statements(key, table_key),
+            ],
+            environment={
+                "REMINDERS_TABLE": Ref(reminders),
+                "TOPIC_ARN": Ref(topic),
+                "METRICS_NAMESPACE": settings.physical_name("TapStack"),
+            },
+        ),
+    ]
+    return {spec.logical_id: _add_function(template, settings, key, spec) for spec in specs}

@@ -1,0 +1,570 @@
+"""Deploy a generated template into moto, in this process, and drive it like AWS would."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import re
+import threading
+import time
+import uuid
+import zipfile
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import boto3
+from cfn_flip import load_yaml
+
+from tapstack.local.functions import Fault, FunctionMonitor, InProcessFunction
+from tapstack.local.pipe import LocalPipe
+from tapstack.local.resolve import PSEUDO_PARAMETERS, Resolver, UnsupportedTemplate, substitute
+from tapstack.sources import HANDLER_MODULES, handler_path
+
+ACCOUNT_ID = "123456789012"
+FAKE_CREDENTIALS = {
+    "AWS_ACCESS_KEY_ID": "testing",
+    "AWS_SECRET_ACCESS_KEY": "testing",
+    "AWS_SECURITY_TOKEN": "testing",
+    "AWS_SESSION_TOKEN": "testing",
+}
+
+#: The resource types the local runner can deploy.
+SUPPORTED_TYPES = (
+    "AWS::KMS::Key",
+    "AWS::Logs::LogGroup",
+    "AWS::SNS::Topic",
+    "AWS::SNS::Subscription",
+    "AWS::SQS::Queue",
+    "AWS::DynamoDB::Table",
+    "AWS::IAM::Role",
+    "AWS::Lambda::Function",
+    "AWS::StepFunctions::StateMachine",
+    "AWS::Events::Rule",
+    "AWS::Pipes::Pipe",
+    "AWS::CloudWatch::Alarm",
+)
+
+
+def load_template(source: str | Path | Mapping[str, Any]) -> dict[str, Any]:
+    """A template given as a dict, YAML/JSON text, or a path to a file."""
+    if isinstance(source, Mapping):
+        return json.loads(json.dumps(source))
+    text = Path(source).read_text(encoding="utf-8") if isinstance(source, Path) else source
+    if "\n" not in text and Path(text).is_file():
+        text = Path(text).read_text(encoding="utf-8")
+    return json.loads(json.dumps(load_yaml(text)))
+
+
+@dataclass
+class Deployed:
+    """What a resource became: its ``Ref`` value and its ``Fn::GetAtt`` attributes."""
+
+    type: str
+    ref: Any
+    attributes: dict[str, Any] = field(default_factory=dict)
+    properties: dict[str, Any] = field(default_factory=dict)
+
+
+class LocalDeployment:
+    """A template deployed into moto. Use it as a context manager (the moto mock lives inside it).
+
+    ``use_handler_files`` runs each function from its file in ``handlers/`` instead of the
+    template's inlined copy (the same code with its comments), so coverage sees the file.
+    """
+
+    def __init__(
+        self,
+        template: str | Path | Mapping[str, Any],
+        parameters: Mapping[str, str] | None = None,
+        *,
+        region: str = "us-east-1",
+        stack_name: str = "tapstack-local",
+        use_handler_files: bool = False,
+        verify_sender: bool = True,
+    ) -> None:
+        self.template = load_template(template)
+        self.region = region
+        self.stack_name = stack_name
+        self.use_handler_files = use_handler_files
+        self.verify_sender = verify_sender
+        self.parameters = self._parameter_values(parameters or {})
+        self.resources: dict[str, Deployed] = {}
+        self.functions: dict[str, InProcessFunction] = {}
+        self.monitor = FunctionMonitor()
+        self.resolver = Resolver(
+            self.template,
+            self.parameters,
+            {
+                "AWS::AccountId": ACCOUNT_ID,
+                "AWS::Region": region,
+                "AWS::Partition": "aws",
+                "AWS::StackName": stack_name,
+                "AWS::URLSuffix": "amazonaws.com",
+            },
+            ref=lambda name: self.resources[name].ref,
+            get_att=lambda name, attribute: self.resources[name].attributes[attribute],
+        )
+        self._mock: Any = None
+        self._pipe: LocalPipe | None = None
+        self._patches: list[Callable[[], None]] = []
+        self._saved_environment: dict[str, str] = {}
+
+    # ---- parameters ------------------------------------------------------------------------
+
+    def _parameter_values(self, overrides: Mapping[str, str]) -> dict[str, str]:
+        declared = self.template.get("Parameters", {})
+        unknown = sorted(set(overrides) - set(declared))
+        if unknown:
+            raise UnsupportedTemplate(f"parameters {unknown} are not declared by the template")
+        values: dict[str, str] = {}
+        for name, spec in declared.items():
+            if name in overrides:
+                values[name] = str(overrides[name])
+            elif "Default" in spec:
+                values[name] = str(spec["Default"])
+            else:
+                raise UnsupportedTemplate(f"parameter {name} has no default: give it a value")
+        return values
+
+    # ---- life cycle ------------------------------------------------------------------------
+
+    def __enter__(self) -> LocalDeployment:
+        from moto import mock_aws
+
+        self._saved_environment = dict(os.environ)
+        os.environ.update(FAKE_CREDENTIALS)
+        os.environ["AWS_DEFAULT_REGION"] = self.region
+        os.environ["AWS_REGION"] = self.region
+        self._mock = mock_aws(config={"stepfunctions": {"execute_state_machine": True}})
+        self._mock.start()
+        try:
+            self._install_patches()
+            self.deploy()
+        except BaseException:
+            self.__exit__(None, None, None)
+            raise
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.of_type("AWS::StepFunctions::StateMachine"):
+            self.wait(timeout=30, raise_on_timeout=False)
+        for undo in reversed(self._patches):
+            undo()
+        self._patches.clear()
+        if self._mock is not None:
+            self._mock.stop()
+            self._mock = None
+        os.environ.clear()
+        os.environ.update(self._saved_environment)
+
+    def client(self, service: str) -> Any:
+        if service == "dynamodbstreams":
+            # botocore now derives an account endpoint from the stream ARN, which moto does not
+            # route; the regional endpoint is the same API.
+            return boto3.client(service, region_name=self.region,
+                                endpoint_url=f"https://streams.dynamodb.{self.region}.amazonaws.com")
+        return boto3.client(service, region_name=self.region)
+
+    # ---- deploying -------------------------------------------------------------------------
+
+    def deploy(self) -> None:
+        resources = self.template.get("Resources", {})
+        unknown = sorted({r["Type"] for r in resources.values()} - set(SUPPORTED_TYPES))
+        if unknown:
+            raise UnsupportedTemplate(f"the local runner cannot deploy resource types {unknown}")
+        for logical_id in deployment_order(resources):
+            resource = resources[logical_id]
+            condition = resource.get("Condition")
+            if condition and not self.resolver.condition(condition):
+                continue
+            properties = self.resolver.resolve(resource.get("Properties", {}), f"Resources/{logical_id}")
+            creator = getattr(self, "_create_" + resource["Type"].split("::", 1)[1].replace("::", "_").lower())
+            deployed = creator(logical_id, properties)
+            deployed.properties = properties
+            self.resources[logical_id] = deployed
+        if self.verify_sender:
+            for deployed in self.of_type("AWS::Lambda::Function"):
+                sender = deployed.properties.get("Environment", {}).get("Variables", {}).get("SENDER_EMAIL")
+                if sender:
+                    self.client("ses").verify_email_identity(EmailAddress=sender)
+
+    def of_type(self, resource_type: str) -> list[Deployed]:
+        return [d for d in self.resources.values() if d.type == resource_type]
+
+    def logical_id(self, resource_type: str, suffix: str) -> str:
+        """The one deployed resource of ``resource_type`` whose logical ID ends with ``suffix``."""
+        found = [lid for lid, d in self.resources.items() if d.type == resource_type and lid.endswith(suffix)]
+        if len(found) != 1:
+            raise KeyError(f"expected one {resource_type} ending with {suffix!r}, found {found}")
+        return found[0]
+
+    def _arn(self, service: str, resource: str) -> str:
+        return f"arn:aws:{service}:{self.region}:{ACCOUNT_ID}:{resource}"
+
+    def _create_kms_key(self, logical_id: str, properties: dict[str, Any]) -> Deployed:
+        key = self.client("kms").create_key(
+            Description=str(properties.get("Description", logical_id)),
+            Policy=json.dumps(properties.get("KeyPolicy", {})),
+        )["KeyMetadata"]
+        if properties.get("EnableKeyRotation"):
+            self.client("kms").enable_key_rotation(KeyId=key["KeyId"])
+        return Deployed("AWS::KMS::Key", key["KeyId"], {"Arn": key["Arn"], "KeyId": key["KeyId"]})
+
+    def _create_logs_loggroup(self, logical_id: str, properties: dict[str, Any]) -> Deployed:
+        name = properties["LogGroupName"]
+        logs = self.client("logs")
+        logs.create_log_group(logGroupName=name)
+        if "RetentionInDays" in properties:
+            logs.put_retention_policy(logGroupName=name, retentionInDays=int(properties["RetentionInDays"]))
+        return Deployed("AWS::Logs::LogGroup", name, {"Arn": self._arn("logs", f"log-group:{name}:*")})
+
+    def _create_sns_topic(self, logical_id: str, properties: dict[str, Any]) -> Deployed:
+        attributes = {"KmsMasterKeyId": properties["KmsMasterKeyId"]} if "KmsMasterKeyId" in properties else {}
+        arn = self.client("sns").create_topic(Name=properties["TopicName"], Attributes=attributes)["TopicArn"]
+        return Deployed("AWS::SNS::Topic", arn, {"TopicArn": arn, "TopicName": properties["TopicName"]})
+
+    def _create_sns_subscription(self, logical_id: str, properties: dict[str, Any]) -> Deployed:
+        arn = self.client("sns").subscribe(
+            TopicArn=properties["TopicArn"], Protocol=properties["Protocol"], Endpoint=properties["Endpoint"]
+        )["SubscriptionArn"]
+        return Deployed("AWS::SNS::Subscription", arn)
+
+    def _create_sqs_queue(self, logical_id: str, properties: dict[str, Any]) -> Deployed:
+        attributes = {
+            key: str(properties[key]) for key in ("KmsMasterKeyId", "MessageRetentionPeriod") if key in properties
+        }
+        name = properties["QueueName"]
+        url = self.client("sqs").create_queue(QueueName=name, Attributes=attributes)["QueueUrl"]
+        return Deployed("AWS::SQS::Queue", url, {"Arn": self._arn("sqs", name), "QueueName": name, "QueueUrl": url})
+
+    def _create_dynamodb_table(self, logical_id: str, properties: dict[str, Any]) -> Deployed:
+        dynamodb = self.client("dynamodb")
+        name = properties["TableName"]
+        request: dict[str, Any] = {
+            "TableName": name,
+            "AttributeDefinitions": properties["AttributeDefinitions"],
+            "KeySchema": properties["KeySchema"],
+            "BillingMode": properties.get("BillingMode", "PROVISIONED"),
+        }
+        if properties.get("GlobalSecondaryIndexes"):
+            request["GlobalSecondaryIndexes"] = properties["GlobalSecondaryIndexes"]
+        if properties.get("StreamSpecification"):
+            request["StreamSpecification"] = {"StreamEnabled": True, **properties["StreamSpecification"]}
+        sse = properties.get("SSESpecification")
+        if sse:
+            request["SSESpecification"] = {
+                "Enabled": sse.get("SSEEnabled", False),
+                **({"SSEType": sse["SSEType"]} if "SSEType" in sse else {}),
+                **({"KMSMasterKeyId": sse["KMSMasterKeyId"]} if "KMSMasterKeyId" in sse else {}),
+            }
+        if "DeletionProtectionEnabled" in properties:
+            request["DeletionProtectionEnabled"] = str(properties["DeletionProtectionEnabled"]).lower() == "true"
+        table = dynamodb.create_table(**request)["TableDescription"]
+        ttl = properties.get("TimeToLiveSpecification")
+        if ttl and str(ttl.get("Enabled")).lower() == "true":
+            dynamodb.update_time_to_live(
+                TableName=name, TimeToLiveSpecification={"Enabled": True, "AttributeName": ttl["AttributeName"]}
+            )
+        pitr = properties.get("PointInTimeRecoverySpecification", {})
+        if str(pitr.get("PointInTimeRecoveryEnabled")).lower() == "true":
+            dynamodb.update_continuous_backups(
+                TableName=name, PointInTimeRecoverySpecification={"PointInTimeRecoveryEnabled": True}
+            )
+        attributes = {"Arn": table["TableArn"]}
+        if "LatestStreamArn" in table:
+            attributes["StreamArn"] = table["LatestStreamArn"]
+        return Deployed("AWS::DynamoDB::Table", name, attributes)
+
+    def _create_iam_role(self, logical_id: str, properties: dict[str, Any]) -> Deployed:
+        iam = self.client("iam")
+        name = properties.get("RoleName", f"{self.stack_name}-{logical_id}")
+        role = iam.create_role(
+            RoleName=name, AssumeRolePolicyDocument=json.dumps(properties["AssumeRolePolicyDocument"])
+        )["Role"]
+        for policy in properties.get("Policies", []):
+            iam.put_role_policy(
+                RoleName=name, PolicyName=policy["PolicyName"], PolicyDocument=json.dumps(policy["PolicyDocument"])
+            )
+        return Deployed("AWS::IAM::Role", name, {"Arn": role["Arn"], "RoleId": role["RoleId"]})
+
+    def _handler_code(self, logical_id: str, properties: dict[str, Any]) -> tuple[str, str]:
+        source = properties.get("Code", {}).get("ZipFile")
+        if source is None:
+            raise UnsupportedTemplate(f"Resources/{logical_id}: only functions with inline Code.ZipFile can run locally")
+        if self.use_handler_files:
+            module = next((m for lid, m in HANDLER_MODULES.items() if logical_id.endswith(lid)), None)
+            if module is not None:
+                path = handler_path(module)
+                return path.read_text(encoding="utf-8"), str(path)
+        return source, f"<{logical_id}>/index.py"
+
+    def _create_lambda_function(self, logical_id: str, properties: dict[str, Any]) -> Deployed:
+        name = properties.get("FunctionName", f"{self.stack_name}-{logical_id}")
+        source, filename = self._handler_code(logical_id, properties)
+        package = io.BytesIO()
+        with zipfile.ZipFile(package, "w") as archive:
+            archive.writestr("index.py", properties["Code"]["ZipFile"])
+        variables = properties.get("Environment", {}).get("Variables", {})
+        function = self.client("lambda").create_function(
+            FunctionName=name,
+            Runtime=properties["Runtime"],
+            Role=properties["Role"],
+            Handler=properties["Handler"],
+            Code={"ZipFile": package.getvalue()},
+            Timeout=int(properties.get("Timeout", 3)),
+            MemorySize=int(properties.get("MemorySize", 128)),
+            Environment={"Variables": {k: str(v) for k, v in variables.items()}},
+        )
+        self.functions[name] = InProcessFunction(
+            logical_id, name, source, filename, properties["Handler"],
+            {k: str(v) for k, v in variables.items()}, self.monitor,
+        )
+        return Deployed("AWS::Lambda::Function", name, {"Arn": function["FunctionArn"]})
+
+    def _create_stepfunctions_statemachine(self, logical_id: str, properties: dict[str, Any]) -> Deployed:
+        if "Definition" not in properties:
+            raise UnsupportedTemplate(f"Resources/{logical_id}: the local runner needs Definition (not DefinitionString)")
+        definition = substitute(properties["Definition"], properties.get("DefinitionSubstitutions", {}))
+        name = properties.get("StateMachineName", f"{self.stack_name}-{logical_id}")
+        arn = self.client("stepfunctions").create_state_machine(
+            name=name,
+            definition=json.dumps(definition),
+            roleArn=properties["RoleArn"],
+            type=properties.get("StateMachineType", "STANDARD"),
+        )["stateMachineArn"]
+        return Deployed("AWS::StepFunctions::StateMachine", arn, {"Arn": arn, "Name": name})
+
+    def _create_events_rule(self, logical_id: str, properties: dict[str, Any]) -> Deployed:
+        events = self.client("events")
+        name = properties.get("Name", f"{self.stack_name}-{logical_id}")
+        arn = events.put_rule(Name=name, ScheduleExpression=properties["ScheduleExpression"],
+                              State=properties.get("State", "ENABLED"))["RuleArn"]
+        targets = [{k: v for k, v in t.items() if k in ("Id", "Arn", "RoleArn", "Input")}
+                   for t in properties.get("Targets", [])]
+        if targets:
+            events.put_targets(Rule=name, Targets=targets)
+        return Deployed("AWS::Events::Rule", name, {"Arn": arn})
+
+    def _create_pipes_pipe(self, logical_id: str, properties: dict[str, Any]) -> Deployed:
+        # moto has no Pipes; the local pipe (tapstack.local.pipe) runs it from these properties.
+        name = properties.get("Name", f"{self.stack_name}-{logical_id}")
+        return Deployed("AWS::Pipes::Pipe", name, {"Arn": self._arn("pipes", f"pipe/{name}")})
+
+    def _create_cloudwatch_alarm(self, logical_id: str, properties: dict[str, Any]) -> Deployed:
+        name = properties.get("AlarmName", f"{self.stack_name}-{logical_id}")
+        request = {k: v for k, v in properties.items() if k != "AlarmName"}
+        for key in ("Period", "EvaluationPeriods", "Threshold"):
+            if key in request:
+                request[key] = float(request[key]) if key == "Threshold" else int(request[key])
+        self.client("cloudwatch").put_metric_alarm(AlarmName=name, **request)
+        return Deployed("AWS::CloudWatch::Alarm", name, {"Arn": self._arn("cloudwatch", f"alarm:{name}")})
+
+    # ---- running ---------------------------------------------------------------------------
+
+    def _install_patches(self) -> None:
+        from moto.awslambda import models as lambda_models
+        from moto.dynamodb.models import DynamoDBBackend
+        from moto.stepfunctions.parser.asl.component.common.retry import retrier_decl
+
+        deployment = self
+
+        def invoke(function: Any, body: Any, request_headers: Any, response_headers: Any) -> bytes:
+            local = deployment.functions.get(function.function_name)
+            if local is None:
+                raise UnsupportedTemplate(f"function {function.function_name} was not deployed by this runner")
+            event = json.loads(body) if body else {}
+            result, error = local.invoke(event)
+            if error is not None:
+                response_headers["x-amz-function-error"] = "Unhandled"
+                return json.dumps(error).encode()
+            return json.dumps(result).encode()
+
+        self._patch(lambda_models.LambdaFunction, "invoke", invoke)
+        # Retry intervals take no wall time here; the clock only moves when a scenario moves it.
+        self._patch(retrier_decl, "time", _NoSleep())
+        # DynamoDB applies each conditional write atomically; moto must not interleave them.
+        lock = threading.RLock()
+        for method in ("put_item", "update_item", "delete_item", "transact_write_items", "batch_write_item"):
+            original = getattr(DynamoDBBackend, method)
+            self._patch(DynamoDBBackend, method, _locked(original, lock))
+
+    def _patch(self, owner: Any, name: str, value: Any) -> None:
+        original = getattr(owner, name)
+        setattr(owner, name, value)
+        self._patches.append(lambda: setattr(owner, name, original))
+
+    def inject(self, service: str, operation: str, code: str, *, times: int = 1, function: str | None = None,
+               message: str = "injected by the local runner", status: int = 400) -> Fault:
+        """Make the next ``times`` calls of a service operation from the functions fail with ``code``."""
+        return self.monitor.inject(Fault(service, operation, code, message, times, status, function))
+
+    def invoke(self, logical_id: str, event: Any) -> Any:
+        """Invoke one function directly; raise its error as ``FunctionError``."""
+        function = self.functions[self.resources[logical_id].ref]
+        result, error = function.invoke(event)
+        if error is not None:
+            raise FunctionError(error)
+        return result
+
+    @property
+    def state_machine_arn(self) -> str:
+        machines = self.of_type("AWS::StepFunctions::StateMachine")
+        if len(machines) != 1:
+            raise UnsupportedTemplate(f"expected one state machine, found {len(machines)}")
+        return str(machines[0].ref)
+
+    def start_execution(self, payload: Any) -> str:
+        return self.client("stepfunctions").start_execution(
+            stateMachineArn=self.state_machine_arn, name=uuid.uuid4().hex, input=json.dumps(payload)
+        )["executionArn"]
+
+    @property
+    def pipe(self) -> LocalPipe:
+        """The template's one Pipe, run locally (it keeps its place in the stream)."""
+        if self._pipe is None:
+            pipes = [lid for lid, d in self.resources.items() if d.type == "AWS::Pipes::Pipe"]
+            if len(pipes) != 1:
+                raise UnsupportedTemplate(f"expected one pipe, found {len(pipes)}")
+            self._pipe = LocalPipe(self, pipes[0])
+        return self._pipe
+
+    def run_pipe(self) -> list[str]:
+        """Deliver the appointment changes written since the last run; return the executions started."""
+        return self.pipe.poll()
+
+    def run_schedule(self) -> str:
+        """What the schedule rule does when it fires: start the workflow with a Scheduled Event."""
+        rule = self.of_type("AWS::Events::Rule")[0]
+        now = time.gmtime()
+        event = {
+            "version": "0",
+            "id": os.urandom(16).hex(),
+            "detail-type": "Scheduled Event",
+            "source": "aws.events",
+            "account": ACCOUNT_ID,
+            "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", now),
+            "region": self.region,
+            "resources": [rule.attributes["Arn"]],
+            "detail": {},
+        }
+        return self.start_execution(event)
+
+    def executions(self) -> list[dict[str, Any]]:
+        sfn = self.client("stepfunctions")
+        pages = sfn.get_paginator("list_executions").paginate(stateMachineArn=self.state_machine_arn)
+        return [execution for page in pages for execution in page["executions"]]
+
+    def wait(self, timeout: float = 120, raise_on_timeout: bool = True) -> list[dict[str, Any]]:
+        """Wait until no execution runs (continuations included); return every execution."""
+        if self._mock is None:
+            return []
+        deadline = time.monotonic() + timeout
+        while True:
+            executions = self.executions()
+            if all(e["status"] != "RUNNING" for e in executions):
+                return executions
+            if time.monotonic() > deadline:
+                if raise_on_timeout:
+                    raise TimeoutError(f"executions still running after {timeout} s")
+                return executions
+            time.sleep(0.02)
+
+    def item(self, table_suffix: str, key: dict[str, Any]) -> dict[str, Any] | None:
+        from boto3.dynamodb.types import TypeDeserializer
+
+        name = self.resources[self.logical_id("AWS::DynamoDB::Table", table_suffix)].ref
+        raw = self.client("dynamodb").get_item(TableName=name, Key=_serialize(key), ConsistentRead=True)
+        if "Item" not in raw:
+            return None
+        deserializer = TypeDeserializer()
+        return {k: deserializer.deserialize(v) for k, v in raw["Item"].items()}
+
+    def table_name(self, suffix: str) -> str:
+        return str(self.resources[self.logical_id("AWS::DynamoDB::Table", suffix)].ref)
+
+
+def references(value: Any) -> set[str]:
+    """Names a template fragment refers to (Ref, Fn::GetAtt, Fn::Sub variables)."""
+    found: set[str] = set()
+    if isinstance(value, list):
+        for item in value:
+            found |= references(item)
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            if key == "Ref" and isinstance(item, str):
+                found.add(item)
+            elif key == "Fn::GetAtt":
+                found.add(item.split(".", 1)[0] if isinstance(item, str) else item[0])
+            elif key == "Fn::Sub":
+                text = item if isinstance(item, str) else item[0]
+                found |= {name.split(".", 1)[0] for name in re.findall(r"\$\{([^}!]+)\}", text)}
+                if not isinstance(item, str):
+                    found |= references(item[1])
+            else:
+                found |= references(item)
+    return found
+
+
+def deployment_order(resources: Mapping[str, Any]) -> list[str]:
+    """Logical IDs so that each resource comes after every resource it refers to."""
+    depends = {}
+    for logical_id, resource in resources.items():
+        declared = resource.get("DependsOn", [])
+        declared = [declared] if isinstance(declared, str) else declared
+        depends[logical_id] = (references(resource.get("Properties", {})) | set(declared)) & set(resources)
+    order: list[str] = []
+    visiting: set[str] = set()
+
+    def visit(logical_id: str) -> None:
+        if logical_id in order:
+            return
+        if logical_id in visiting:
+            raise UnsupportedTemplate(f"Resources/{logical_id}: circular reference")
+        visiting.add(logical_id)
+        for dependency in sorted(depends[logical_id]):
+            visit(dependency)
+        visiting.discard(logical_id)
+        order.append(logical_id)
+
+    for logical_id in resources:
+        visit(logical_id)
+    return order
+
+
+class FunctionError(Exception):
+    """A function's handler raised; ``error`` is the payload Lambda would return."""
+
+    def __init__(self, error: dict[str, Any]) -> None:
+        super().__init__(f"{error['errorType']}: {error['errorMessage']}")
+        self.error = error
+
+
+class _NoSleep:
+    """Stands in for the ``time`` module of moto's retrier: retries happen without waiting."""
+
+    def sleep(self, seconds: float) -> None:
+        return None
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(time, name)
+
+
+def _locked(method: Callable[..., Any], lock: threading.RLock) -> Callable[..., Any]:
+    def locked(*args: Any, **kwargs: Any) -> Any:
+        with lock:
+            return method(*args, **kwargs)
+
+    return locked
+
+
+def _serialize(item: dict[str, Any]) -> dict[str, Any]:
+    from boto3.dynamodb.types import TypeSerializer
+
+    serializer = TypeSerializer()
+    return {k: serializer.serialize(v) for k, v in item.items()}
+
+
+__all__ = ["LocalDeployment", "FunctionError", "UnsupportedTemplate", "PSEUDO_PARAMETERS", "load_template"]

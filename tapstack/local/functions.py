@@ -1,0 +1,188 @@
+"""Lambda functions run in-process, each like a warm container of its own."""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+import traceback
+import types
+import uuid
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+from botocore.awsrequest import AWSResponse
+from botocore.client import BaseClient
+
+_ENVIRONMENT_LOCK = threading.RLock()
+
+
+@contextmanager
+def environment(variables: Mapping[str, str]) -> Iterator[None]:
+    """``os.environ`` with ``variables`` set, for the time a module is loaded."""
+    with _ENVIRONMENT_LOCK:
+        saved = dict(os.environ)
+        os.environ.update(variables)
+        try:
+            yield
+        finally:
+            os.environ.clear()
+            os.environ.update(saved)
+
+
+@dataclass
+class Call:
+    """One AWS API call a function made."""
+
+    function: str
+    service: str
+    operation: str
+    params: dict[str, Any]
+
+
+@dataclass
+class Fault:
+    """Answer the next ``times`` calls of ``service.operation`` with an error instead of calling."""
+
+    service: str
+    operation: str
+    code: str
+    message: str = "injected by the local runner"
+    times: int = 1
+    status: int = 400
+    function: str | None = None  # None: any function
+
+    def matches(self, function: str, service: str, operation: str) -> bool:
+        return (
+            self.times > 0
+            and self.service == service
+            and self.operation == operation
+            and self.function in (None, function)
+        )
+
+
+@dataclass
+class Invocation:
+    function: str
+    event: Any
+    result: Any = None
+    error: dict[str, str] | None = None
+
+
+class InProcessFunction:
+    """A function's inlined source, loaded once with its environment, invoked in this process.
+
+    An exception raised by the handler comes back as Lambda reports it to Step Functions:
+    ``FunctionError: Unhandled`` with ``errorType`` and ``errorMessage``.
+    """
+
+    def __init__(
+        self,
+        logical_id: str,
+        name: str,
+        source: str,
+        filename: str,
+        handler: str,
+        environment: Mapping[str, str],
+        monitor: FunctionMonitor,
+    ) -> None:
+        self.logical_id = logical_id
+        self.name = name
+        self.source = source
+        self.filename = filename
+        self.handler_name = handler
+        self.environment = dict(environment)
+        self.monitor = monitor
+        self._module: types.ModuleType | None = None
+        self._load_lock = threading.Lock()
+
+    @property
+    def module(self) -> types.ModuleType:
+        """The loaded module (a cold start on first use)."""
+        with self._load_lock:
+            if self._module is None:
+                self._module = self._load()
+            return self._module
+
+    def _load(self) -> types.ModuleType:
+        module_name, _, _ = self.handler_name.rpartition(".")
+        module = types.ModuleType(module_name)
+        module.__file__ = self.filename
+        code = compile(self.source, self.filename, "exec")
+        lambda_environment = {
+            "AWS_LAMBDA_FUNCTION_NAME": self.name,
+            "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": "256",
+            **self.environment,
+        }
+        with environment(lambda_environment):
+            exec(code, module.__dict__)  # noqa: S102 - the function's own code, as Lambda runs it
+        clients = [value for value in module.__dict__.values() if isinstance(value, BaseClient)]
+        for client in clients:
+            self.monitor.instrument(self.logical_id, client)
+        return module
+
+    def invoke(self, event: Any) -> tuple[Any, dict[str, str] | None]:
+        """(result, None) or (None, error payload), as Lambda would answer."""
+        handler: Callable[[Any, Any], Any] = getattr(self.module, self.handler_name.rpartition(".")[2])
+        invocation = Invocation(self.logical_id, event)
+        try:
+            invocation.result = handler(event, _Context(self.name))
+            # What Lambda returns must survive JSON, as it does on the wire.
+            invocation.result = json.loads(json.dumps(invocation.result))
+        except Exception as error:  # noqa: BLE001 - every error is the function's answer
+            invocation.error = {
+                "errorType": type(error).__name__,
+                "errorMessage": str(error),
+                "stackTrace": traceback.format_exception(error)[-3:],
+            }
+        self.monitor.invocations.append(invocation)
+        return invocation.result, invocation.error
+
+
+class _Context:
+    def __init__(self, name: str) -> None:
+        self.function_name = name
+        self.aws_request_id = str(uuid.uuid4())
+        self.memory_limit_in_mb = 256
+
+    def get_remaining_time_in_millis(self) -> int:
+        return 30_000
+
+
+@dataclass
+class FunctionMonitor:
+    """Every call and invocation of the local functions, and the faults to inject into them."""
+
+    calls: list[Call] = field(default_factory=list)
+    invocations: list[Invocation] = field(default_factory=list)
+    faults: list[Fault] = field(default_factory=list)
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def instrument(self, function: str, client: BaseClient) -> None:
+        service = client.meta.service_model.service_name
+
+        def record(model: Any, params: dict[str, Any], **_: Any) -> None:
+            with self._lock:
+                self.calls.append(Call(function, service, model.name, dict(params)))
+
+        def before_call(model: Any, **_: Any) -> Any:
+            with self._lock:
+                fault = next((f for f in self.faults if f.matches(function, service, model.name)), None)
+                if fault is None:
+                    return None
+                fault.times -= 1
+            response = AWSResponse("https://local.invalid/", fault.status, {}, None)
+            return response, {
+                "Error": {"Code": fault.code, "Message": fault.message},
+                "ResponseMetadata": {"HTTPStatusCode": fault.status},
+            }
+
+        client.meta.events.register("before-parameter-build", record)
+        client.meta.events.register("before-call", before_call)
+
+    def inject(self, fault: Fault) -> Fault:
+        with self._lock:
+            self.faults.append(fault)
+        return fault

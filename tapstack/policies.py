@@ -1,0 +1,158 @@
+"""Small functions returning awacs statements, so that each role reads like a sentence.
+
+``Resource: "*"`` appears only where AWS authorises the action on ``*`` and nothing narrower;
+each such statement says why.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import awacs.dynamodb as dynamodb
+import awacs.awslambda as awslambda
+import awacs.logs as logs
+import awacs.ses as ses
+import awacs.sns as sns
+import awacs.sqs as sqs
+import awacs.states as states
+import awacs.xray as xray
+from awacs.aws import Action, Allow, Condition, Deny, PolicyDocument, Statement, StringEquals
+from troposphere import GetAtt, Region, Select, Split, Sub
+from troposphere.iam import Policy
+
+
+def document(*statements: Statement) -> PolicyDocument:
+    return PolicyDocument(Version="2012-10-17", Statement=list(statements))
+
+
+def inline_policy(name: str, statements: list[Statement]) -> Policy:
+    return Policy(PolicyName=name, PolicyDocument=document(*statements))
+
+
+def log_writing_statements(log_group: Any) -> list[Statement]:
+    """Write to one log group (its ``Arn`` attribute already covers its streams)."""
+    return [
+        Statement(
+            Effect=Allow,
+            Action=[logs.CreateLogStream, logs.PutLogEvents],
+            Resource=[GetAtt(log_group, "Arn")],
+        )
+    ]
+
+
+def tracing_statements() -> list[Statement]:
+    # X-Ray authorises trace uploads only on "*": they name no resource.
+    return [Statement(Effect=Allow, Action=[xray.PutTraceSegments, xray.PutTelemetryRecords], Resource=["*"])]
+
+
+def key_statements(key_arn: Any, actions: list[Action]) -> list[Statement]:
+    """Use of the system's key: services (Lambda, DynamoDB, SNS, SQS) call KMS with the caller's role."""
+    return [Statement(Effect=Allow, Action=actions, Resource=[key_arn])]
+
+
+def table_statements(table_arn: Any, actions: list[Action]) -> list[Statement]:
+    return [Statement(Effect=Allow, Action=actions, Resource=[table_arn])]
+
+
+def index_query_statements(table_arn: Any, index_name: str) -> list[Statement]:
+    return [
+        Statement(
+            Effect=Allow,
+            Action=[dynamodb.Query],
+            Resource=[Sub("${Table}/index/" + index_name, Table=table_arn)],
+        )
+    ]
+
+
+def email_sending_statements(sender_email: Any) -> list[Statement]:
+    """SES authorises SendEmail on the identity used: the address itself or its domain."""
+    identity = "arn:${AWS::Partition}:ses:${AWS::Region}:${AWS::AccountId}:identity/"
+    return [
+        Statement(
+            Effect=Allow,
+            Action=[ses.SendEmail],
+            Resource=[
+                Sub(identity + "${Sender}", Sender=sender_email),
+                Sub(identity + "${Domain}", Domain=_domain_of(sender_email)),
+            ],
+        )
+    ]
+
+
+def _domain_of(address: Any) -> Any:
+    if isinstance(address, str):
+        return address.split("@", 1)[1]
+    return Select(1, Split("@", address))
+
+
+def sms_sending_statements() -> list[Statement]:
+    # A phone number has no ARN: SNS authorises Publish to a phone number, and the opt-out
+    # check, only on "*". The condition keeps it to this region; the Deny keeps the grant
+    # from reaching any topic or endpoint, so only direct SMS is left.
+    return [
+        Statement(
+            Effect=Allow,
+            Action=[sns.Publish, sns.CheckIfPhoneNumberIsOptedOut],
+            Resource=["*"],
+            Condition=Condition(StringEquals("aws:RequestedRegion", Region)),
+        ),
+        Statement(
+            Effect=Deny,
+            Action=[sns.Publish],
+            Resource=[Sub("arn:${AWS::Partition}:sns:*:*:*")],
+        ),
+    ]
+
+
+def topic_publishing_statements(topic: Any) -> list[Statement]:
+    return [Statement(Effect=Allow, Action=[sns.Publish], Resource=[topic])]
+
+
+def function_invoking_statements(function_arns: list[Any]) -> list[Statement]:
+    return [Statement(Effect=Allow, Action=[awslambda.InvokeFunction], Resource=function_arns)]
+
+
+def execution_starting_statements(state_machine_arn: Any) -> list[Statement]:
+    return [Statement(Effect=Allow, Action=[states.StartExecution], Resource=[state_machine_arn])]
+
+
+def log_delivery_statements() -> list[Statement]:
+    # CloudWatch Logs authorises the vended log-delivery actions only on "*".
+    return [
+        Statement(
+            Effect=Allow,
+            Action=[
+                logs.CreateLogDelivery,
+                logs.GetLogDelivery,
+                logs.UpdateLogDelivery,
+                logs.DeleteLogDelivery,
+                logs.ListLogDeliveries,
+                logs.PutResourcePolicy,
+                logs.DescribeResourcePolicies,
+                logs.DescribeLogGroups,
+            ],
+            Resource=["*"],
+        )
+    ]
+
+
+def stream_reading_statements(stream_arn: Any) -> list[Statement]:
+    return [
+        Statement(
+            Effect=Allow,
+            Action=[dynamodb.DescribeStream, dynamodb.GetRecords, dynamodb.GetShardIterator],
+            Resource=[stream_arn],
+        ),
+        # ListStreams names no stream, so DynamoDB authorises it only on "*".
+        Statement(Effect=Allow, Action=[dynamodb.ListStreams], Resource=["*"]),
+    ]
+
+
+def queue_sending_statements(queue_arn: Any) -> list[Statement]:
+    return [Statement(Effect=Allow, Action=[sqs.SendMessage], Resource=[queue_arn])]
+
+
+def account_arn(service: str, resource: str, **variables: Any) -> Sub:
+    """``arn:<partition>:<service>:<region>:<account>:<resource>``; ``resource`` may hold ``${...}``."""
+    return Sub(f"arn:${{AWS::Partition}}:{service}:${{AWS::Region}}:${{AWS::AccountId}}:{resource}", **variables)
+

@@ -1,0 +1,164 @@
+"""Settings of one appointment-reminder system, validated before anything is built."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from typing import Union
+
+from troposphere import AWSHelperFn
+
+#: A value given either literally or as a CloudFormation expression of the host stack
+#: (``Ref(...)``, ``GetAtt(...)``, ``ImportValue(...)``).
+StrOrExpression = Union[str, AWSHelperFn]
+
+#: The settings that can become CloudFormation parameters, by parameter name.
+PARAMETER_NAMES = (
+    "EnvironmentSuffix",
+    "SenderEmail",
+    "ReminderOffsetsMinutes",
+    "ScheduleExpression",
+    "AlarmEmail",
+    "ReminderRetentionDays",
+    "DeletionProtection",
+    "FailedRemindersAlarmThreshold",
+)
+
+# CloudWatch Logs accepts only these retention periods.
+LOG_RETENTION_DAYS = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192,
+                      2557, 2922, 3288, 3653)
+
+PREFIX_PATTERN = re.compile(r"^([A-Z][A-Za-z0-9]{0,19})?$")
+SUFFIX_PATTERN = re.compile(r"^[a-zA-Z0-9]+$")
+EMAIL_PATTERN = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+OFFSETS_PATTERN = re.compile(r"^\d{1,5}(,\d{1,5})*$")
+SCHEDULE_PATTERN = re.compile(
+    r"^(rate\((1 (minute|hour|day)|[1-9]\d* (minutes|hours|days))\)|cron\([^()]+\))$"
+)
+MAX_OFFSET_MINUTES = 43200  # 30 days; reminders further ahead are a calendar's job
+
+
+@dataclass(frozen=True)
+class ExistingAppointmentsTable:
+    """A booking app's table that the reminder system reads instead of creating its own.
+
+    The table must have ``appointmentId`` (S) as its partition key and a stream with
+    ``NEW_AND_OLD_IMAGES``. Both values may be literals or the host stack's own expressions.
+    """
+
+    name: StrOrExpression
+    stream_arn: StrOrExpression
+
+    def __post_init__(self) -> None:
+        if isinstance(self.name, str) and not re.fullmatch(r"[a-zA-Z0-9_.-]{3,255}", self.name):
+            raise ValueError(
+                "existing_appointments_table.name: expected a DynamoDB table name "
+                f"(3-255 of a-z A-Z 0-9 _ . -), got {self.name!r}"
+            )
+        if isinstance(self.stream_arn, str) and ":dynamodb:" not in self.stream_arn:
+            raise ValueError(
+                "existing_appointments_table.stream_arn: expected a DynamoDB stream ARN "
+                f"(arn:<partition>:dynamodb:<region>:<account>:table/<name>/stream/<label>), "
+                f"got {self.stream_arn!r}"
+            )
+
+
+@dataclass(frozen=True)
+class ReminderProps:
+    """What to build. Every field has a default that makes the stand-alone ``lib/TapStack.yml``.
+
+    Settings named in ``parameters`` become CloudFormation parameters whose default is the value
+    given here; the others are baked into the template as fixed values.
+    """
+
+    #: Prepended to every logical ID and physical name, so that two systems fit in one
+    #: template and one account. PascalCase, up to 20 characters; empty for the stand-alone stack.
+    prefix: str = ""
+    #: Which settings are CloudFormation parameters (names from ``PARAMETER_NAMES``).
+    parameters: frozenset[str] = field(default_factory=lambda: frozenset(PARAMETER_NAMES))
+    #: Distinguishes deployments of the same stack in one account (``Appointments-dev``).
+    environment_suffix: str = "dev"
+    #: Verified SES identity that sends the emails. ``None``: the parameter has no default,
+    #: so whoever deploys must give one (only allowed when it is a parameter).
+    sender_email: str | None = None
+    #: Minutes before the appointment at which a reminder is due.
+    reminder_offsets_minutes: tuple[int, ...] = (1440,)
+    #: How often the workflow looks for due reminders (EventBridge schedule expression).
+    schedule_expression: str = "rate(5 minutes)"
+    #: Address subscribed to the alarm topic; empty for none.
+    alarm_email: str = ""
+    #: Days after the appointment at which its reminder records expire (DynamoDB TTL).
+    reminder_retention_days: int = 90
+    #: DynamoDB deletion protection on the tables this system creates.
+    deletion_protection: bool = True
+    #: Reminders recorded FAILED within an hour that raise the alarm.
+    failed_reminders_alarm_threshold: int = 5
+    #: Retention of every log group the system creates.
+    log_retention_days: int = 30
+    #: Read the booking app's existing table instead of creating ``AppointmentsTable``.
+    existing_appointments_table: ExistingAppointmentsTable | None = None
+    #: Reminders claimed and delivered by one workflow execution; more continue in a new one.
+    claim_batch_size: int = 100
+    #: Reminders delivered at the same time within one execution (Map ``MaxConcurrency``).
+    max_concurrency: int = 10
+    #: Reserved concurrency of each function; ``None`` reserves nothing (a reservation can
+    #: make the stack fail to deploy in an account with a low concurrency limit).
+    reserved_concurrency: int | None = None
+    #: Create the stack's Outputs (with ``${AWS::StackName}-<prefix><Name>`` exports).
+    outputs: bool = True
+
+    def __post_init__(self) -> None:
+        # A set given as list or set is accepted and frozen, so props stay hashable.
+        object.__setattr__(self, "parameters", frozenset(self.parameters))
+        object.__setattr__(self, "reminder_offsets_minutes", tuple(self.reminder_offsets_minutes))
+        self.validate()
+
+    def validate(self) -> None:
+        """Raise ``ValueError`` naming the first setting that is not of the accepted form."""
+        if not PREFIX_PATTERN.match(self.prefix):
+            _bad("prefix", "PascalCase letters and digits, up to 20, starting with a capital (or empty)",
+                 self.prefix)
+        unknown = sorted(self.parameters - set(PARAMETER_NAMES))
+        if unknown:
+            _bad("parameters", f"names from {', '.join(PARAMETER_NAMES)}", unknown)
+        if not SUFFIX_PATTERN.match(self.environment_suffix):
+            _bad("environment_suffix", "letters and digits only", self.environment_suffix)
+        if self.sender_email is None:
+            if "SenderEmail" not in self.parameters:
+                _bad("sender_email", "an email address (it is baked in, so it cannot be left empty)", None)
+        elif not EMAIL_PATTERN.match(self.sender_email):
+            _bad("sender_email", "an email address such as reminders@example.com", self.sender_email)
+        offsets = self.reminder_offsets_minutes
+        if not offsets or any(not isinstance(m, int) or isinstance(m, bool) for m in offsets):
+            _bad("reminder_offsets_minutes", "a non-empty tuple of whole minutes, e.g. (1440, 60)", offsets)
+        if len(set(offsets)) != len(offsets) or any(not 1 <= m <= MAX_OFFSET_MINUTES for m in offsets):
+            _bad("reminder_offsets_minutes",
+                 f"distinct minutes between 1 and {MAX_OFFSET_MINUTES}, e.g. (1440, 60)", offsets)
+        if not SCHEDULE_PATTERN.match(self.schedule_expression):
+            _bad("schedule_expression", "rate(5 minutes), rate(1 hour) or cron(...)", self.schedule_expression)
+        if self.alarm_email and not EMAIL_PATTERN.match(self.alarm_email):
+            _bad("alarm_email", "an email address or empty", self.alarm_email)
+        _check_int("reminder_retention_days", self.reminder_retention_days, 1, 3650)
+        _check_int("failed_reminders_alarm_threshold", self.failed_reminders_alarm_threshold, 1, 100000)
+        if self.log_retention_days not in LOG_RETENTION_DAYS:
+            _bad("log_retention_days", f"one of {LOG_RETENTION_DAYS}", self.log_retention_days)
+        _check_int("claim_batch_size", self.claim_batch_size, 1, 150)
+        _check_int("max_concurrency", self.max_concurrency, 1, 40)
+        if self.reserved_concurrency is not None:
+            _check_int("reserved_concurrency", self.reserved_concurrency, 1, 1000)
+        if not isinstance(self.deletion_protection, bool):
+            _bad("deletion_protection", "True or False", self.deletion_protection)
+
+    @property
+    def offsets_text(self) -> str:
+        """Offsets as the comma-separated text that the parameter and the handler read."""
+        return ",".join(str(m) for m in self.reminder_offsets_minutes)
+
+
+def _check_int(name: str, value: object, low: int, high: int) -> None:
+    if not isinstance(value, int) or isinstance(value, bool) or not low <= value <= high:
+        _bad(name, f"a whole number from {low} to {high}", value)
+
+
+def _bad(name: str, accepted: str, value: object) -> None:
+    raise ValueError(f"{name}: expected {accepted}, got {value!r}")

@@ -1,0 +1,139 @@
+"""The public entry points: ``AppointmentReminders`` adds the system to a template;
+``build_template`` makes the stand-alone stack that ``build.py`` writes."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from troposphere import Export, GetAtt, Output, Ref, Sub, Template
+from troposphere.awslambda import Function
+from troposphere.cloudwatch import Alarm
+from troposphere.dynamodb import Table
+from troposphere.events import Rule
+from troposphere.kms import Key
+from troposphere.pipes import Pipe
+from troposphere.sns import Topic
+from troposphere.sqs import Queue
+from troposphere.stepfunctions import StateMachine
+
+from tapstack.alarms import add_alarm_topic, add_alarms, add_topic
+from tapstack.functions import BuiltFunction, add_functions
+from tapstack.props import ReminderProps
+from tapstack.settings import Settings, add_parameters
+from tapstack.storage import AppointmentsTableRef, add_appointments_table, add_key, add_reminders_table
+from tapstack.triggers import add_triggers
+from tapstack.workflow import CLAIM_LEASE_SECONDS, add_workflow
+
+DESCRIPTION = (
+    "Appointment reminders: EventBridge schedule and Pipe -> Step Functions -> Lambda -> DynamoDB, SES and SNS"
+)
+
+
+class AppointmentReminders:
+    """Adds one appointment-reminder system to ``template`` and exposes what it made.
+
+    >>> template = Template()
+    >>> reminders = AppointmentReminders(template, ReminderProps(prefix="Clinic"))
+    >>> reminders.state_machine.title
+    'ClinicNotificationWorkflow'
+    """
+
+    key: Key
+    appointments: AppointmentsTableRef
+    reminders_table: Table
+    topic: Topic
+    alarm_topic: Topic
+    functions: dict[str, Function]
+    state_machine: StateMachine
+    rule: Rule
+    pipe: Pipe
+    dead_letter_queue: Queue
+    alarms: list[Alarm]
+
+    def __init__(self, template: Template, props: ReminderProps | None = None) -> None:
+        props = props or ReminderProps()
+        _claim_prefix(template, props.prefix)
+        self.template = template
+        self.props = props
+        self.settings = settings = add_parameters(template, props)
+        self.key = add_key(template, settings)
+        self.appointments = add_appointments_table(template, settings, self.key)
+        self.reminders_table = add_reminders_table(template, settings, self.key)
+        self.topic = add_topic(template, settings, self.key, "NotificationTopic", "AppointmentNotifications",
+                               "Appointment reminder delivery events")
+        built = add_functions(template, settings, self.key, self.appointments, self.reminders_table, self.topic,
+                              CLAIM_LEASE_SECONDS)
+        self.built_functions: dict[str, BuiltFunction] = built
+        self.functions = {name: b.function for name, b in built.items()}
+        self.state_machine = add_workflow(template, settings, self.key, built)
+        triggers = add_triggers(template, settings, self.key, self.appointments, self.state_machine)
+        self.rule, self.pipe, self.dead_letter_queue = triggers.rule, triggers.pipe, triggers.dead_letter_queue
+        self.alarm_topic = add_alarm_topic(template, settings, self.key)
+        self.alarms = add_alarms(template, settings, self.alarm_topic, self.state_machine, built,
+                                 self.dead_letter_queue)
+        if props.outputs:
+            self._add_outputs()
+
+    @property
+    def appointments_table(self) -> Table | None:
+        """The created Appointments table; ``None`` when the props name an existing one."""
+        return self.appointments.resource
+
+    def _add_outputs(self) -> None:
+        settings = self.settings
+
+        def output(name: str, description: str, value: Any) -> None:
+            logical_id = settings.logical_id(name)
+            self.template.add_output(
+                Output(logical_id, Description=description, Value=value,
+                       Export=Export(Sub("${AWS::StackName}-" + logical_id)))
+            )
+
+        output("AppointmentsTableName", "Name of the DynamoDB appointments table", self.appointments.name)
+        output("AppointmentsTableArn", "ARN of the DynamoDB appointments table", self.appointments.arn)
+        output("RemindersTableName", "Name of the DynamoDB table of reminder records",
+               Ref(self.reminders_table))
+        output("NotificationTopicArn", "ARN of the SNS topic of delivery events", Ref(self.topic))
+        output("AlarmTopicArn", "ARN of the SNS topic the alarms notify", Ref(self.alarm_topic))
+        output("NotificationWorkflowArn", "ARN of the Step Functions notification workflow",
+               Ref(self.state_machine))
+        for logical_id, description in [
+            ("AppointmentProcessorFunction", "appointment processor"),
+            ("EmailSenderFunction", "email sender"),
+            ("SmsSenderFunction", "SMS sender"),
+            ("StatusUpdaterFunction", "status updater"),
+        ]:
+            output(f"{logical_id}Arn", f"ARN of the {description} Lambda function",
+                   GetAtt(self.functions[logical_id], "Arn"))
+        output("PipeDeadLetterQueueUrl", "URL of the queue that keeps appointment changes the pipe could not deliver",
+               Ref(self.dead_letter_queue))
+        if not settings.props.prefix:
+            output("StackName", "Name of this CloudFormation stack", Ref("AWS::StackName"))
+        output("EnvironmentSuffix", "Environment suffix used for this deployment", settings["EnvironmentSuffix"])
+
+
+def _claim_prefix(template: Template, prefix: str) -> None:
+    """Refuse a second system with the same prefix before troposphere meets a duplicate ID."""
+    claimed = _prefixes(template)
+    if prefix in claimed:
+        raise ValueError(
+            f"prefix: expected a prefix not yet used in this template (used: {sorted(claimed)!r}), got {prefix!r}"
+        )
+    claimed.add(prefix)
+
+
+_PREFIXES_ATTRIBUTE = "_tapstack_prefixes"
+
+
+def _prefixes(template: Template) -> set[str]:
+    if not hasattr(template, _PREFIXES_ATTRIBUTE):
+        setattr(template, _PREFIXES_ATTRIBUTE, set())
+    return getattr(template, _PREFIXES_ATTRIBUTE)
+
+
+def build_template(props: ReminderProps | None = None) -> Template:
+    """The stand-alone stack: one system, no prefix, every setting a parameter."""
+    template = Template(Description=DESCRIPTION)
+    template.set_version("2010-09-09")
+    AppointmentReminders(template, props)
+    return template

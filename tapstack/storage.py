@@ -1,0 +1,148 @@
+"""The encryption key, the booking app's Appointments table and the system's Reminders table."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import awacs.kms as kms
+from awacs.aws import Allow, ArnLike, Condition, Principal, Statement, StringEquals
+from troposphere import AccountId, GetAtt, Ref, Sub, Template
+from troposphere.dynamodb import (
+    AttributeDefinition,
+    GlobalSecondaryIndex,
+    KeySchema,
+    PointInTimeRecoverySpecification,
+    Projection,
+    SSESpecification,
+    StreamSpecification,
+    Table,
+    TimeToLiveSpecification,
+)
+from troposphere.kms import Key
+
+from tapstack.policies import account_arn, document
+from tapstack.settings import Settings
+
+#: The sparse index of reminders still to be sent, keyed by the time of the next attempt.
+DUE_INDEX = "DueIndex"
+#: Write shards of the due index. Fixed: a reminder written to a shard that a later version
+#: stops reading would never be found. Eight spread the index's writes over eight partitions.
+DUE_INDEX_SHARDS = 8
+
+
+@dataclass
+class AppointmentsTableRef:
+    """The Appointments table as the rest of the system needs it, created here or existing."""
+
+    name: Any
+    arn: Any
+    stream_arn: Any
+    resource: Table | None
+
+
+def add_key(template: Template, settings: Settings) -> Key:
+    """One customer-managed key for the tables, topics, queue, log groups and environments.
+
+    CloudWatch needs a customer-managed key to publish alarms to an encrypted topic, and CloudWatch
+    Logs needs the key policy's consent; everything else is granted through IAM.
+    """
+    root = Sub("arn:${AWS::Partition}:iam::${AWS::AccountId}:root")
+    return template.add_resource(
+        Key(
+            settings.logical_id("EncryptionKey"),
+            Description=Sub("Encrypts the appointment-reminder data of ${AWS::StackName}"),
+            EnableKeyRotation=True,
+            # Tables kept after the stack is deleted stay readable only while their key exists.
+            DeletionPolicy="Retain",
+            UpdateReplacePolicy="Retain",
+            KeyPolicy=document(
+                Statement(Effect=Allow, Principal=Principal("AWS", root), Action=[kms.Action("*")], Resource=["*"]),
+                Statement(
+                    Effect=Allow,
+                    Principal=Principal("Service", Sub("logs.${AWS::Region}.amazonaws.com")),
+                    Action=[kms.Encrypt, kms.Decrypt, kms.ReEncryptFrom, kms.ReEncryptTo, kms.GenerateDataKey,
+                            kms.DescribeKey],
+                    Resource=["*"],
+                    Condition=Condition(
+                        ArnLike("kms:EncryptionContext:aws:logs:arn", account_arn("logs", "log-group:*"))
+                    ),
+                ),
+                Statement(
+                    Effect=Allow,
+                    Principal=Principal("Service", "cloudwatch.amazonaws.com"),
+                    Action=[kms.Decrypt, kms.GenerateDataKey],
+                    Resource=["*"],
+                    Condition=Condition(StringEquals("aws:SourceAccount", AccountId)),
+                ),
+            ),
+        )
+    )
+
+
+def _protected_table(settings: Settings, name: str, key: Key, **properties: Any) -> Table:
+    return Table(
+        settings.logical_id(name),
+        BillingMode="PAY_PER_REQUEST",
+        PointInTimeRecoverySpecification=PointInTimeRecoverySpecification(PointInTimeRecoveryEnabled=True),
+        SSESpecification=SSESpecification(SSEEnabled=True, SSEType="KMS", KMSMasterKeyId=GetAtt(key, "Arn")),
+        DeletionProtectionEnabled=settings["DeletionProtection"],
+        DeletionPolicy="Retain",
+        UpdateReplacePolicy="Retain",
+        **properties,
+    )
+
+
+def add_appointments_table(template: Template, settings: Settings, key: Key) -> AppointmentsTableRef:
+    """The booking app's table, or the existing one the props name. The system only reads it."""
+    existing = settings.props.existing_appointments_table
+    if existing is not None:
+        return AppointmentsTableRef(
+            name=existing.name,
+            arn=account_arn("dynamodb", "table/${Name}", Name=existing.name),
+            stream_arn=existing.stream_arn,
+            resource=None,
+        )
+    table = template.add_resource(
+        _protected_table(
+            settings,
+            "AppointmentsTable",
+            key,
+            TableName=settings.physical_name("Appointments"),
+            AttributeDefinitions=[AttributeDefinition(AttributeName="appointmentId", AttributeType="S")],
+            KeySchema=[KeySchema(AttributeName="appointmentId", KeyType="HASH")],
+            StreamSpecification=StreamSpecification(StreamViewType="NEW_AND_OLD_IMAGES"),
+        )
+    )
+    return AppointmentsTableRef(
+        name=Ref(table), arn=GetAtt(table, "Arn"), stream_arn=GetAtt(table, "StreamArn"), resource=table
+    )
+
+
+def add_reminders_table(template: Template, settings: Settings, key: Key) -> Table:
+    """One item per appointment and offset; ``DueIndex`` holds only the ones still to be sent."""
+    return template.add_resource(
+        _protected_table(
+            settings,
+            "RemindersTable",
+            key,
+            TableName=settings.physical_name("Reminders"),
+            AttributeDefinitions=[
+                AttributeDefinition(AttributeName="reminderId", AttributeType="S"),
+                AttributeDefinition(AttributeName="dueShard", AttributeType="S"),
+                AttributeDefinition(AttributeName="attemptAt", AttributeType="N"),
+            ],
+            KeySchema=[KeySchema(AttributeName="reminderId", KeyType="HASH")],
+            GlobalSecondaryIndexes=[
+                GlobalSecondaryIndex(
+                    IndexName=DUE_INDEX,
+                    KeySchema=[
+                        KeySchema(AttributeName="dueShard", KeyType="HASH"),
+                        KeySchema(AttributeName="attemptAt", KeyType="RANGE"),
+                    ],
+                    Projection=Projection(ProjectionType="ALL"),
+                )
+            ],
+            TimeToLiveSpecification=TimeToLiveSpecification(AttributeName="expiresAt", Enabled=True),
+        )
+    )

@@ -1,0 +1,143 @@
+"""What starts the workflow: the EventBridge schedule and the Pipe from the Appointments stream."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+import awacs.kms as kms
+from awacs.helpers.trust import make_simple_assume_policy
+from troposphere import GetAtt, Ref, Template
+from troposphere.events import RetryPolicy, Rule, Target
+from troposphere.iam import Role
+from troposphere.kms import Key
+from troposphere.pipes import (
+    DeadLetterConfig,
+    Filter,
+    FilterCriteria,
+    Pipe,
+    PipeSourceDynamoDBStreamParameters,
+    PipeSourceParameters,
+    PipeTargetParameters,
+    PipeTargetStateMachineParameters,
+)
+from troposphere.sqs import Queue
+from troposphere.stepfunctions import StateMachine
+
+from tapstack import policies
+from tapstack.settings import Settings
+from tapstack.storage import AppointmentsTableRef
+
+#: Records of one stream batch that start one execution.
+PIPE_BATCH_SIZE = 10
+#: A record that cannot start the workflow is retried this often, then kept in the dead-letter queue.
+PIPE_MAXIMUM_RETRY_ATTEMPTS = 5
+#: Long enough to ride out a workflow outage; short enough that a stuck shard is seen the same day.
+PIPE_MAXIMUM_RECORD_AGE_SECONDS = 21600
+#: The booking app's changes that concern reminders. The system never writes this table, so
+#: none of these is its own echo.
+STREAM_EVENT_PATTERN = {"eventName": ["INSERT", "MODIFY", "REMOVE"]}
+
+
+@dataclass
+class Triggers:
+    rule: Rule
+    pipe: Pipe
+    dead_letter_queue: Queue
+
+
+def add_triggers(
+    template: Template,
+    settings: Settings,
+    key: Key,
+    appointments: AppointmentsTableRef,
+    workflow: StateMachine,
+) -> Triggers:
+    workflow_arn = Ref(workflow)
+    schedule_role = template.add_resource(
+        Role(
+            settings.logical_id("EventBridgeExecutionRole"),
+            RoleName=settings.physical_name("EventBridgeStepFunctionsRole"),
+            AssumeRolePolicyDocument=make_simple_assume_policy("events.amazonaws.com"),
+            Policies=[
+                policies.inline_policy("StartStepFunctions", policies.execution_starting_statements(workflow_arn))
+            ],
+        )
+    )
+    rule = template.add_resource(
+        Rule(
+            settings.logical_id("ScheduledNotificationRule"),
+            Name=settings.physical_name("AppointmentNotificationSchedule"),
+            Description="Starts the notification workflow to send the reminders that are due",
+            ScheduleExpression=settings["ScheduleExpression"],
+            State="ENABLED",
+            Targets=[
+                Target(
+                    Id="NotificationWorkflowTarget",
+                    Arn=workflow_arn,
+                    RoleArn=GetAtt(schedule_role, "Arn"),
+                    # A missed run is harmless (the next one finds the same reminders), so a
+                    # short retry suffices.
+                    RetryPolicy=RetryPolicy(MaximumRetryAttempts=3, MaximumEventAgeInSeconds=300),
+                )
+            ],
+        )
+    )
+    queue = template.add_resource(
+        Queue(
+            settings.logical_id("PipeDeadLetterQueue"),
+            QueueName=settings.physical_name("AppointmentStreamDeadLetters"),
+            KmsMasterKeyId=GetAtt(key, "Arn"),
+            MessageRetentionPeriod=1209600,
+            # Its records belong to this stack's pipe; a retained queue would block a redeploy.
+            DeletionPolicy="Delete",
+            UpdateReplacePolicy="Delete",
+        )
+    )
+    pipe_role = template.add_resource(
+        Role(
+            settings.logical_id("PipeRole"),
+            RoleName=settings.physical_name("EventBridgePipeRole"),
+            AssumeRolePolicyDocument=make_simple_assume_policy("pipes.amazonaws.com"),
+            Policies=[
+                policies.inline_policy(
+                    "AppointmentStreamPipe",
+                    policies.stream_reading_statements(appointments.stream_arn)
+                    + policies.execution_starting_statements(workflow_arn)
+                    + policies.queue_sending_statements(GetAtt(queue, "Arn"))
+                    # SQS encrypts the dead letters with the pipe's role.
+                    + policies.key_statements(GetAtt(key, "Arn"), [kms.GenerateDataKey, kms.Decrypt]),
+                )
+            ],
+        )
+    )
+    pipe = template.add_resource(
+        Pipe(
+            settings.logical_id("AppointmentStreamPipe"),
+            Name=settings.physical_name("AppointmentStreamPipe"),
+            Description="Starts the notification workflow for each batch of appointment changes",
+            RoleArn=GetAtt(pipe_role, "Arn"),
+            Source=appointments.stream_arn,
+            SourceParameters=PipeSourceParameters(
+                DynamoDBStreamParameters=PipeSourceDynamoDBStreamParameters(
+                    # Replanning is idempotent, so reading what the stream already holds loses
+                    # nothing and repeats nothing.
+                    StartingPosition="TRIM_HORIZON",
+                    BatchSize=PIPE_BATCH_SIZE,
+                    MaximumBatchingWindowInSeconds=5,
+                    MaximumRetryAttempts=PIPE_MAXIMUM_RETRY_ATTEMPTS,
+                    MaximumRecordAgeInSeconds=PIPE_MAXIMUM_RECORD_AGE_SECONDS,
+                    OnPartialBatchItemFailure="AUTOMATIC_BISECT",
+                    DeadLetterConfig=DeadLetterConfig(Arn=GetAtt(queue, "Arn")),
+                ),
+                FilterCriteria=FilterCriteria(Filters=[Filter(Pattern=json.dumps(STREAM_EVENT_PATTERN))]),
+            ),
+            Target=workflow_arn,
+            TargetParameters=PipeTargetParameters(
+                StepFunctionStateMachineParameters=PipeTargetStateMachineParameters(
+                    InvocationType="FIRE_AND_FORGET"
+                )
+            ),
+        )
+    )
+    return Triggers(rule=rule, pipe=pipe, dead_letter_queue=queue)

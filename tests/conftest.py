@@ -1,0 +1,48 @@
+"""Shared fixtures: a frozen clock and the generated template deployed into moto."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack
+from typing import Any
+
+import pytest
+import time_machine
+
+from tapstack.cli import render
+from tapstack.local import LocalDeployment
+from tests.support import SENDER, START
+
+
+@pytest.fixture(scope="session")
+def template_text() -> str:
+    """The template exactly as ``python build.py`` writes it."""
+    return render("yaml")
+
+
+@pytest.fixture
+def clock() -> Iterator[time_machine.Coordinates]:
+    """The clock stands still at START until a test moves it (``clock.shift(seconds)``)."""
+    with time_machine.travel(START, tick=False) as traveller:
+        yield traveller
+
+
+@pytest.fixture
+def deploy(template_text: str, clock: time_machine.Coordinates) -> Iterator[Callable[..., LocalDeployment]]:
+    """Deploy the generated template into moto: ``deploy(ReminderOffsetsMinutes="1440,60")``.
+
+    By default the functions run from their files in ``handlers/`` (so coverage sees them);
+    ``inlined=True`` runs the code exactly as the template inlines it.
+    """
+    with ExitStack() as stack:
+
+        def make(inlined: bool = False, **parameters: Any) -> LocalDeployment:
+            values = {"SenderEmail": SENDER, **parameters}
+            return stack.enter_context(LocalDeployment(template_text, values, use_handler_files=not inlined))
+
+        yield make
+
+
+@pytest.fixture
+def deployment(deploy: Callable[..., LocalDeployment]) -> LocalDeployment:
+    return deploy()

@@ -1,0 +1,72 @@
+"""Test data and small helpers. Only obviously fake contact data: example.com, +1555555xxxx."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Any
+
+from boto3.dynamodb.types import TypeSerializer
+
+from tapstack.local import LocalDeployment
+
+SENDER = "reminders@example.com"
+#: A Monday, 09:00 UTC.
+START = datetime(2026, 3, 2, 9, 0, tzinfo=timezone.utc)
+NOW = int(START.timestamp())
+HOUR = 3600
+DAY = 86400
+#: moto treats numbers ending in 99 as opted out of SMS.
+OPTED_OUT_PHONE = "+15555550199"
+
+
+def appointment(appointment_id: str, starts_in: int, **fields: Any) -> dict[str, Any]:
+    """A booking as the booking app writes it, ``starts_in`` seconds after NOW."""
+    item: dict[str, Any] = {
+        "appointmentId": appointment_id,
+        "appointmentTime": NOW + starts_in,
+        "customerEmail": f"{appointment_id}@example.com",
+        "customerPhone": "+15555550123",
+        "customerName": "Pat Example",
+        "timeZone": "Europe/Paris",
+    }
+    item.update(fields)
+    return {k: v for k, v in item.items() if v is not None}
+
+
+def put_appointment(deployment: LocalDeployment, item: dict[str, Any]) -> None:
+    """Write the item as the booking app would (raw attribute values, any types)."""
+    serializer = TypeSerializer()
+    deployment.client("dynamodb").put_item(
+        TableName=deployment.table_name("AppointmentsTable"),
+        Item={k: serializer.serialize(v) for k, v in item.items()},
+    )
+
+
+def delete_appointment(deployment: LocalDeployment, appointment_id: str) -> None:
+    deployment.client("dynamodb").delete_item(
+        TableName=deployment.table_name("AppointmentsTable"), Key={"appointmentId": {"S": appointment_id}}
+    )
+
+
+def reminder(deployment: LocalDeployment, reminder_id: str) -> dict[str, Any] | None:
+    return deployment.item("RemindersTable", {"reminderId": reminder_id})
+
+
+def sent_emails(deployment: LocalDeployment) -> list[dict[str, Any]]:
+    """Emails SES accepted (moto keeps them)."""
+    from moto.core import DEFAULT_ACCOUNT_ID
+    from moto.ses.models import ses_backends
+
+    backend = ses_backends[DEFAULT_ACCOUNT_ID][deployment.region]
+    return [
+        {"to": m.destinations["ToAddresses"], "subject": m.subject, "body": m.body, "source": m.source}
+        for m in backend.sent_messages
+    ]
+
+
+def sent_sms(deployment: LocalDeployment) -> list[tuple[str, str]]:
+    """(phone number, text) of every SMS SNS accepted."""
+    from moto.core import DEFAULT_ACCOUNT_ID
+    from moto.sns.models import sns_backends
+
+    return list(sns_backends[DEFAULT_ACCOUNT_ID][deployment.region].sms_messages.values())
