@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from troposphere import Equals, GetAtt, Not, Ref, Template
-from troposphere.cloudwatch import Alarm, MetricDimension
+from troposphere.cloudwatch import Alarm, Metric, MetricDataQuery, MetricDimension, MetricStat
 from troposphere.kms import Key
 from troposphere.sns import SubscriptionResource, Topic
 from troposphere.sqs import Queue
@@ -18,20 +18,15 @@ from tapstack.settings import Settings
 FAILED_REMINDERS_METRIC = "RemindersFailed"
 
 
-def add_topic(template: Template, settings: Settings, key: Key, logical_id: str, name: str, display: str) -> Topic:
+def add_topic(template: Template, settings: Settings, key: Key, logical_id: str, name: str) -> Topic:
     return template.add_resource(
-        Topic(
-            settings.logical_id(logical_id),
-            TopicName=settings.physical_name(name),
-            DisplayName=display,
-            KmsMasterKeyId=GetAtt(key, "Arn"),
-        )
+        Topic(settings.logical_id(logical_id), TopicName=settings.physical_name(name), KmsMasterKeyId=GetAtt(key, "Arn"))
     )
 
 
 def add_alarm_topic(template: Template, settings: Settings, key: Key) -> Topic:
     """The alarm topic, with an email subscription when ``AlarmEmail`` is not empty."""
-    topic = add_topic(template, settings, key, "AlarmTopic", "AppointmentReminderAlarms", "Appointment reminder alarms")
+    topic = add_topic(template, settings, key, "AlarmTopic", "AppointmentReminderAlarms")
     email = settings["AlarmEmail"]
     if isinstance(email, str) and not email:
         return topic
@@ -53,20 +48,38 @@ def add_alarm_topic(template: Template, settings: Settings, key: Key) -> Topic:
 
 def _alarm(template: Template, settings: Settings, logical_id: str, topic: Topic, description: str,
            **metric: Any) -> Alarm:
-    metric.setdefault("Statistic", "Sum")
-    metric.setdefault("Period", 300)
-    metric.setdefault("Threshold", 1)
+    if "Metrics" not in metric:
+        metric = {"Statistic": "Sum", "Period": 300, **metric}
     return template.add_resource(
         Alarm(
             settings.logical_id(logical_id),
             AlarmDescription=description,
             ComparisonOperator="GreaterThanOrEqualToThreshold",
+            Threshold=metric.pop("Threshold", 1),
             EvaluationPeriods=1,
             TreatMissingData="notBreaching",
             AlarmActions=[Ref(topic)],
             **metric,
         )
     )
+
+
+def _sum_of(metrics: list[tuple[str, str, str, Any]]) -> list[MetricDataQuery]:
+    """One series that sums several metrics (namespace, metric name, dimension name, value)."""
+    queries = [
+        MetricDataQuery(
+            Id=f"m{number}",
+            ReturnData=False,
+            MetricStat=MetricStat(
+                Metric=Metric(Namespace=namespace, MetricName=name,
+                              Dimensions=[MetricDimension(Name=dimension, Value=value)]),
+                Period=300,
+                Stat="Sum",
+            ),
+        )
+        for number, (namespace, name, dimension, value) in enumerate(metrics)
+    ]
+    return [MetricDataQuery(Id="total", Expression="SUM(METRICS())", ReturnData=True), *queries]
 
 
 def add_alarms(
@@ -77,16 +90,18 @@ def add_alarms(
     functions: dict[str, BuiltFunction],
     dead_letter_queue: Queue,
 ) -> list[Alarm]:
-    workflow_dimension = [MetricDimension(Name="StateMachineArn", Value=Ref(workflow))]
-    alarms = [
-        _alarm(template, settings, "WorkflowFailedAlarm", topic,
-               "A notification workflow execution failed: its reminders may not have gone out",
-               Namespace="AWS/States", MetricName="ExecutionsFailed", Dimensions=workflow_dimension),
-        _alarm(template, settings, "WorkflowTimedOutAlarm", topic,
-               "A notification workflow execution timed out",
-               Namespace="AWS/States", MetricName="ExecutionsTimedOut", Dimensions=workflow_dimension),
+    """Three alarms. The first sums the workflow's failures and timeouts and each function's errors
+    and throttles, so any one of them raises it (the alarm's graph shows which)."""
+    errors = [("AWS/States", name, "StateMachineArn", Ref(workflow))
+              for name in ("ExecutionsFailed", "ExecutionsTimedOut")]
+    errors += [("AWS/Lambda", name, "FunctionName", Ref(built.function))
+               for built in functions.values() for name in ("Errors", "Throttles")]
+    return [
+        _alarm(template, settings, "WorkflowErrorsAlarm", topic,
+               "An execution failed or timed out, or a function failed or was throttled",
+               Metrics=_sum_of(errors)),
         _alarm(template, settings, "PipeDeadLetterAlarm", topic,
-               "Appointment changes could not start the workflow and wait in the dead-letter queue",
+               "Appointment changes could not start the workflow: see the dead-letter queue",
                Namespace="AWS/SQS", MetricName="ApproximateNumberOfMessagesVisible", Statistic="Maximum",
                Dimensions=[MetricDimension(Name="QueueName", Value=GetAtt(dead_letter_queue, "QueueName"))]),
         _alarm(template, settings, "FailedRemindersAlarm", topic,
@@ -94,13 +109,3 @@ def add_alarms(
                Namespace=settings.physical_name("TapStack"), MetricName=FAILED_REMINDERS_METRIC, Period=3600,
                Threshold=settings["FailedRemindersAlarmThreshold"]),
     ]
-    for logical_id, built in functions.items():
-        stem = logical_id.removesuffix("Function")
-        dimension = [MetricDimension(Name="FunctionName", Value=Ref(built.function))]
-        for metric in ("Errors", "Throttles"):
-            alarms.append(
-                _alarm(template, settings, f"{stem}{metric}Alarm", topic,
-                       f"{stem} reported {metric.lower()}",
-                       Namespace="AWS/Lambda", MetricName=metric, Dimensions=dimension)
-            )
-    return alarms

@@ -7,16 +7,32 @@ import difflib
 import sys
 from pathlib import Path
 
+from tapstack.diagrams import embed_in_readme, workflow_markdown
 from tapstack.render import to_json, to_yaml
 from tapstack.stack import build_template
 
 DEFAULT_OUTPUT = Path("lib/TapStack.yml")
+DOCS = Path("docs/workflow.md")
+README = Path("README.md")
 
 
 def render(fmt: str = "yaml") -> str:
     """The stand-alone template as text; the same bytes on every run."""
     template = build_template()
     return to_json(template) if fmt == "json" else to_yaml(template)
+
+
+def outputs(args: argparse.Namespace) -> dict[Path, str]:
+    """Every file the build writes: the template, and with the default output also the diagrams
+    (``docs/workflow.md`` and the section of README.md between its diagram marks)."""
+    output: Path = args.output or (DEFAULT_OUTPUT if args.format == "yaml" else DEFAULT_OUTPUT.with_suffix(".json"))
+    files = {output: render(args.format)}
+    if args.output is None:
+        template = build_template().to_dict()
+        files[DOCS] = workflow_markdown(template)
+        if README.is_file():
+            files[README] = embed_in_readme(README.read_text(encoding="utf-8"), template)
+    return files
 
 
 def build_parser(prog: str = "build.py") -> argparse.ArgumentParser:
@@ -29,26 +45,30 @@ def build_parser(prog: str = "build.py") -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
-    output: Path = args.output or (DEFAULT_OUTPUT if args.format == "yaml" else DEFAULT_OUTPUT.with_suffix(".json"))
-    text = render(args.format)
+    files = outputs(args)
     if args.check:
-        current = output.read_text(encoding="utf-8") if output.is_file() else ""
-        if current == text:
-            print(f"{output} is up to date")
-            return 0
-        diff = difflib.unified_diff(current.splitlines(), text.splitlines(), f"{output} (committed)",
-                                    f"{output} (fresh build)", lineterm="", n=1)
-        print(f"{output} is stale: run python build.py and commit it", file=sys.stderr)
-        print("\n".join(list(diff)[:60]), file=sys.stderr)
-        return 1
-    if output.exists() and output.is_dir():
-        print(f"error: --output {output} is a directory; give a file path", file=sys.stderr)
-        return 2
-    if not output.parent.is_dir():
-        print(f"error: --output {output}: directory {output.parent} does not exist", file=sys.stderr)
-        return 2
-    output.write_text(text, encoding="utf-8")
-    print(f"wrote {output} ({len(text.encode())} bytes)")
+        stale = 0
+        for path, text in files.items():
+            current = path.read_text(encoding="utf-8") if path.is_file() else ""
+            if current == text:
+                print(f"{path} is up to date")
+                continue
+            stale += 1
+            diff = difflib.unified_diff(current.splitlines(), text.splitlines(), f"{path} (committed)",
+                                        f"{path} (fresh build)", lineterm="", n=1)
+            print(f"{path} is stale: run python build.py and commit it", file=sys.stderr)
+            print("\n".join(list(diff)[:60]), file=sys.stderr)
+        return 1 if stale else 0
+    for path in files:
+        if path.is_dir():
+            print(f"error: --output {path} is a directory; give a file path", file=sys.stderr)
+            return 2
+        if not path.parent.is_dir():
+            print(f"error: --output {path}: directory {path.parent} does not exist", file=sys.stderr)
+            return 2
+    for path, text in files.items():
+        path.write_text(text, encoding="utf-8")
+        print(f"wrote {path} ({len(text.encode())} bytes)")
     return 0
 
 

@@ -67,22 +67,15 @@ def index_query_statements(table_arn: Any, index_name: str) -> list[Statement]:
 def email_sending_statements(sender_email: Any) -> list[Statement]:
     """SES authorises SendEmail on the identity used: the address itself or its domain."""
     identity = "arn:${AWS::Partition}:ses:${AWS::Region}:${AWS::AccountId}:identity/"
-    return [
-        Statement(
-            Effect=Allow,
-            Action=[ses.SendEmail],
-            Resource=[
-                Sub(identity + "${Sender}", Sender=sender_email),
-                Sub(identity + "${Domain}", Domain=_domain_of(sender_email)),
-            ],
-        )
-    ]
-
-
-def _domain_of(address: Any) -> Any:
-    if isinstance(address, str):
-        return address.split("@", 1)[1]
-    return Select(1, Split("@", address))
+    if isinstance(sender_email, str):
+        address, domain = sender_email, sender_email.split("@", 1)[1]
+        return [Statement(Effect=Allow, Action=[ses.SendEmail],
+                          Resource=[Sub(identity + address), Sub(identity + domain)])]
+    name = sender_email.data["Ref"]
+    return [Statement(Effect=Allow, Action=[ses.SendEmail], Resource=[
+        Sub(identity + "${%s}" % name),
+        Sub(identity + "${Domain}", Domain=Select(1, Split("@", sender_email))),
+    ])]
 
 
 def sms_sending_statements() -> list[Statement]:

@@ -23,17 +23,21 @@ PARAMETER_NAMES = (
     "DeletionProtection",
     "FailedRemindersAlarmThreshold",
 )
+#: The parameters of the stand-alone template. The alarm threshold is a library setting there:
+#: CloudFormation reads at most 51,200 bytes of template from a file, and every parameter costs some.
+DEFAULT_PARAMETERS = frozenset(PARAMETER_NAMES) - {"FailedRemindersAlarmThreshold"}
 
 # CloudWatch Logs accepts only these retention periods.
 LOG_RETENTION_DAYS = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192,
                       2557, 2922, 3288, 3653)
 
+# The same patterns validate library settings here and CloudFormation parameters in the template.
 PREFIX_PATTERN = re.compile(r"^([A-Z][A-Za-z0-9]{0,19})?$")
 SUFFIX_PATTERN = re.compile(r"^[a-zA-Z0-9]+$")
 EMAIL_PATTERN = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 OFFSETS_PATTERN = re.compile(r"^\d{1,5}(,\d{1,5})*$")
 SCHEDULE_PATTERN = re.compile(
-    r"^(rate\((1 (minute|hour|day)|[1-9]\d* (minutes|hours|days))\)|cron\([^()]+\))$"
+    r"^(rate\((1 (minute|hour|day)|([2-9]|[1-9]\d+) (minutes|hours|days))\)|cron\([^()]+\))$"
 )
 MAX_OFFSET_MINUTES = 43200  # 30 days; reminders further ahead are a calendar's job
 
@@ -75,7 +79,7 @@ class ReminderProps:
     #: template and one account. PascalCase, up to 20 characters; empty for the stand-alone stack.
     prefix: str = ""
     #: Which settings are CloudFormation parameters (names from ``PARAMETER_NAMES``).
-    parameters: frozenset[str] = field(default_factory=lambda: frozenset(PARAMETER_NAMES))
+    parameters: frozenset[str] = DEFAULT_PARAMETERS
     #: Distinguishes deployments of the same stack in one account (``Appointments-dev``).
     environment_suffix: str = "dev"
     #: Verified SES identity that sends the emails. ``None``: the parameter has no default,

@@ -8,6 +8,7 @@ from typing import Any
 import yaml
 from cfn_clean import cfn_literal_parser, clean
 from cfn_flip import get_dumper, load_json
+from cfn_tools.odict import ODict
 from cfn_tools._config import config
 from troposphere import Template
 
@@ -32,13 +33,52 @@ class _Dumper(get_dumper(clean_up=True, long_form=False)):  # type: ignore[misc]
     """cfn-flip's dumper, with short lists of plain values on one line (``[a, b]``)."""
 
 
+#: Longest record (as compact JSON) written on one line; a list of plain names may be longer.
+FLOW_LIMIT = 200
+NAMES_LIMIT = 220
+
+
+def _intrinsic(value: dict[str, Any]) -> bool:
+    return len(value) == 1 and (next(iter(value)) in ("Ref", "Condition") or next(iter(value)).startswith("Fn::"))
+
+
+def _inline(value: Any) -> bool:
+    """Made only of plain values, intrinsic functions of plain values and small records of them."""
+    if isinstance(value, bool) or value is None:
+        return True
+    if isinstance(value, (str, int, float)):
+        return "\n" not in str(value)
+    if isinstance(value, list):
+        return all(_inline(item) for item in value)
+    if isinstance(value, dict):
+        if _intrinsic(value):
+            argument = next(iter(value.values()))
+            return isinstance(argument, str) or (isinstance(argument, list) and all(
+                isinstance(a, (str, int)) or (isinstance(a, dict) and _intrinsic(a) and _inline(a)) for a in argument))
+        return len(value) <= 4 and all(_inline(item) for item in value.values())
+    return False
+
+
+def _one_line(value: Any) -> bool:
+    names = isinstance(value, list) and all(isinstance(item, str) for item in value)
+    limit = NAMES_LIMIT if names else FLOW_LIMIT
+    return bool(value) and _inline(value) and len(json.dumps(value, separators=(",", ":"))) <= limit
+
+
 def _represent_list(dumper: yaml.Dumper, value: list[Any]) -> yaml.Node:
-    flow = bool(value) and all(isinstance(item, (str, int, float)) and not isinstance(item, bool) for item in value)
-    flow = flow and sum(len(str(item)) + 2 for item in value) <= 200 and all("\n" not in str(i) for i in value)
-    return dumper.represent_sequence("tag:yaml.org,2002:seq", value, flow_style=flow)
+    return dumper.represent_sequence("tag:yaml.org,2002:seq", value, flow_style=_one_line(value))
 
 
+def _represent_map(dumper: yaml.Dumper, value: dict[str, Any]) -> yaml.Node:
+    """Intrinsic functions as tags (cfn-flip's way); a small record of plain values on one line."""
+    if not _intrinsic(value) and _one_line(value):
+        return dumper.represent_mapping("tag:yaml.org,2002:map", ODict(value.items()), flow_style=True)
+    return _FLIP_MAP_REPRESENTER(dumper, value)
+
+
+_FLIP_MAP_REPRESENTER = _Dumper.yaml_representers[ODict]
 _Dumper.add_representer(list, _represent_list)
+_Dumper.add_representer(ODict, _represent_map)
 
 
 def to_yaml(template: Template) -> str:

@@ -7,9 +7,14 @@ from typing import Any
 
 from troposphere import AWSHelperFn, Parameter, Ref, Sub, Template
 
-from tapstack.props import MAX_OFFSET_MINUTES, ReminderProps
-
-EMAIL_PATTERN = r"^[^@\s]+@[^@\s]+\.[^@\s]+$"
+from tapstack.props import (
+    EMAIL_PATTERN,
+    MAX_OFFSET_MINUTES,
+    OFFSETS_PATTERN,
+    SCHEDULE_PATTERN,
+    SUFFIX_PATTERN,
+    ReminderProps,
+)
 
 
 @dataclass(frozen=True)
@@ -40,75 +45,74 @@ class Settings:
 
 def _parameter_specs(props: ReminderProps) -> dict[str, dict[str, Any]]:
     email_rule = dict(
-        AllowedPattern=EMAIL_PATTERN,
-        ConstraintDescription="must be an email address such as reminders@example.com",
+        AllowedPattern=EMAIL_PATTERN.pattern,
+        ConstraintDescription="an email address, e.g. reminders@example.com",
     )
     return {
         "EnvironmentSuffix": dict(
             Description="Environment suffix for resource naming",
             Default=props.environment_suffix,
-            AllowedPattern="^[a-zA-Z0-9]+$",
+            AllowedPattern=SUFFIX_PATTERN.pattern,
             ConstraintDescription="Must contain only alphanumeric characters",
         ),
         "SenderEmail": dict(
-            Description="SES-verified address (or an address of an SES-verified domain) the reminders come from",
+            Description="Reminders come from this SES-verified address (or address of a verified domain)",
             **({} if props.sender_email is None else {"Default": props.sender_email}),
             **email_rule,
         ),
         "ReminderOffsetsMinutes": dict(
-            Description="Comma-separated minutes before the appointment at which reminders are due",
+            Description="Minutes before the appointment a reminder is due, comma-separated",
             Default=props.offsets_text,
-            AllowedPattern=r"^\d{1,5}(,\d{1,5})*$",
-            ConstraintDescription=(
-                f"must be comma-separated whole minutes from 1 to {MAX_OFFSET_MINUTES}, e.g. 1440 or 1440,60"
-            ),
+            AllowedPattern=OFFSETS_PATTERN.pattern,
+            ConstraintDescription=f"minutes from 1 to {MAX_OFFSET_MINUTES}, comma-separated, e.g. 1440,60",
         ),
         "ScheduleExpression": dict(
-            Description="How often the workflow looks for due reminders",
+            Description="How often to look for due reminders",
             Default=props.schedule_expression,
-            AllowedPattern=r"^(rate\((1 (minute|hour|day)|[1-9]\d* (minutes|hours|days))\)|cron\([^()]+\))$",
-            ConstraintDescription="must be an EventBridge schedule such as rate(5 minutes) or cron(0/5 * * * ? *)",
+            AllowedPattern=SCHEDULE_PATTERN.pattern,
+            ConstraintDescription="rate(5 minutes), rate(1 hour) or cron(...)",
         ),
         "AlarmEmail": dict(
-            Description="Address subscribed to the alarm topic; empty for no subscription",
+            Description="Alarm topic subscriber; empty for none",
             Default=props.alarm_email,
-            AllowedPattern=r"^$|" + EMAIL_PATTERN,
-            ConstraintDescription="must be empty or an email address",
+            AllowedPattern=r"^$|" + EMAIL_PATTERN.pattern,
+            ConstraintDescription="empty or an email address",
         ),
         "ReminderRetentionDays": dict(
             Type="Number",
-            Description="Days after the appointment at which its reminder records expire",
+            Description="Days after the appointment its reminder records expire",
             Default=props.reminder_retention_days,
             MinValue=1,
             MaxValue=3650,
-            ConstraintDescription="must be a whole number of days from 1 to 3650",
+            ConstraintDescription="whole days from 1 to 3650",
         ),
         "DeletionProtection": dict(
-            Description="DynamoDB deletion protection on the tables this stack creates",
+            Description="Deletion protection of the tables",
             Default=str(props.deletion_protection).lower(),
             AllowedValues=["true", "false"],
-            ConstraintDescription="must be true or false",
+            ConstraintDescription="true or false",
         ),
         "FailedRemindersAlarmThreshold": dict(
             Type="Number",
-            Description="Reminders recorded FAILED within an hour that raise the alarm",
+            Description="Reminders FAILED within an hour that raise the alarm",
             Default=props.failed_reminders_alarm_threshold,
             MinValue=1,
-            ConstraintDescription="must be a whole number of at least 1",
+            ConstraintDescription="a whole number of at least 1",
         ),
     }
 
 
 def _literal_values(props: ReminderProps) -> dict[str, Any]:
+    """Baked-in values, typed as the properties that use them expect."""
     return {
         "EnvironmentSuffix": props.environment_suffix,
         "SenderEmail": props.sender_email,
         "ReminderOffsetsMinutes": props.offsets_text,
         "ScheduleExpression": props.schedule_expression,
         "AlarmEmail": props.alarm_email,
-        "ReminderRetentionDays": str(props.reminder_retention_days),
-        "DeletionProtection": str(props.deletion_protection).lower(),
-        "FailedRemindersAlarmThreshold": str(props.failed_reminders_alarm_threshold),
+        "ReminderRetentionDays": str(props.reminder_retention_days),  # a Lambda environment value
+        "DeletionProtection": props.deletion_protection,
+        "FailedRemindersAlarmThreshold": props.failed_reminders_alarm_threshold,
     }
 
 

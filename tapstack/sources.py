@@ -34,7 +34,64 @@ def handler_source(module: str) -> str:
         # Trailing whitespace or a tab makes the YAML writer fall back to one escaped line.
         if line != line.rstrip() or "\t" in line:
             raise ValueError(f"{path}:{number}: trailing whitespace or a tab breaks the inlined code")
-    return strip_documentation(source)
+    return compact(source)
+
+
+def compact(source: str) -> str:
+    """The handler as inlined: documentation stripped, each block indented by one space.
+
+    Raises ``ValueError`` if the result is not the same program (its syntax tree differs).
+    """
+    result = reindent(strip_documentation(source), width=1)
+    if ast.dump(_without_docstrings(ast.parse(source))) != ast.dump(ast.parse(result)):
+        raise ValueError("compacting the handler changed its code")
+    return result
+
+
+def _without_docstrings(tree: ast.Module) -> ast.Module:
+    for node in ast.walk(tree):
+        if isinstance(node, _DEFINITIONS) and node.body and _is_docstring(node.body[0]):
+            node.body = node.body[1:]
+    return tree
+
+
+def _is_docstring(statement: ast.stmt) -> bool:
+    return (isinstance(statement, ast.Expr) and isinstance(statement.value, ast.Constant)
+            and isinstance(statement.value.value, str))
+
+
+def reindent(source: str, width: int = 2) -> str:
+    """Each block indented by ``width`` spaces. A continuation line moves with the statement it
+    continues; the inside of a multi-line string stays as it is."""
+    lines = source.splitlines()
+    shift_of: dict[int, int] = {}  # line number → spaces to take off its start
+    inside_strings: set[int] = set()
+    depth, shift, statement_starts = 0, 0, True
+    f_string_starts: list[int] = []
+    for token in tokenize.generate_tokens(io.StringIO(source).readline):
+        if token.type == tokenize.INDENT:
+            depth += 1
+        elif token.type == tokenize.DEDENT:
+            depth -= 1
+        elif token.type not in (tokenize.NL, tokenize.COMMENT, tokenize.ENDMARKER):
+            row = token.start[0]
+            if token.type == tokenize.STRING and token.end[0] > row:
+                inside_strings.update(range(row + 1, token.end[0] + 1))
+            elif token.type == _FSTRING_START:
+                f_string_starts.append(row)
+            elif token.type == _FSTRING_END:
+                inside_strings.update(range(f_string_starts.pop() + 1, token.end[0] + 1))
+            if row not in shift_of:
+                if statement_starts:
+                    shift = token.start[1] - depth * width
+                shift_of[row] = shift
+            statement_starts = token.type == tokenize.NEWLINE
+    result = []
+    for number, line in enumerate(lines, start=1):
+        if number not in inside_strings:
+            line = line[min(shift_of.get(number, 0), len(line) - len(line.lstrip(" "))):]
+        result.append(line)
+    return "\n".join(result) + "\n"
 
 
 def strip_documentation(source: str) -> str:

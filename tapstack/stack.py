@@ -59,8 +59,7 @@ class AppointmentReminders:
         self.key = add_key(template, settings)
         self.appointments = add_appointments_table(template, settings, self.key)
         self.reminders_table = add_reminders_table(template, settings, self.key)
-        self.topic = add_topic(template, settings, self.key, "NotificationTopic", "AppointmentNotifications",
-                               "Appointment reminder delivery events")
+        self.topic = add_topic(template, settings, self.key, "NotificationTopic", "AppointmentNotifications")
         built = add_functions(template, settings, self.key, self.appointments, self.reminders_table, self.topic,
                               CLAIM_LEASE_SECONDS)
         self.built_functions: dict[str, BuiltFunction] = built
@@ -83,10 +82,11 @@ class AppointmentReminders:
         settings = self.settings
 
         def output(name: str, description: str, value: Any) -> None:
+            # The description is for the reader of this code and README.md; the template keeps
+            # its bytes (CloudFormation reads at most 51,200 from a file).
             logical_id = settings.logical_id(name)
             self.template.add_output(
-                Output(logical_id, Description=description, Value=value,
-                       Export=Export(Sub("${AWS::StackName}-" + logical_id)))
+                Output(logical_id, Value=value, Export=Export(Sub("${AWS::StackName}-" + logical_id)))
             )
 
         output("AppointmentsTableName", "Name of the DynamoDB appointments table", self.appointments.name)
@@ -101,12 +101,9 @@ class AppointmentReminders:
             ("AppointmentProcessorFunction", "appointment processor"),
             ("EmailSenderFunction", "email sender"),
             ("SmsSenderFunction", "SMS sender"),
-            ("StatusUpdaterFunction", "status updater"),
         ]:
             output(f"{logical_id}Arn", f"ARN of the {description} Lambda function",
                    GetAtt(self.functions[logical_id], "Arn"))
-        output("PipeDeadLetterQueueUrl", "URL of the queue that keeps appointment changes the pipe could not deliver",
-               Ref(self.dead_letter_queue))
         if not settings.props.prefix:
             output("StackName", "Name of this CloudFormation stack", Ref("AWS::StackName"))
         output("EnvironmentSuffix", "Environment suffix used for this deployment", settings["EnvironmentSuffix"])

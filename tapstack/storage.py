@@ -51,7 +51,6 @@ def add_key(template: Template, settings: Settings) -> Key:
     return template.add_resource(
         Key(
             settings.logical_id("EncryptionKey"),
-            Description=Sub("Encrypts the appointment-reminder data of ${AWS::StackName}"),
             EnableKeyRotation=True,
             # Tables kept after the stack is deleted stay readable only while their key exists.
             DeletionPolicy="Retain",

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import awacs.kms as kms
 from awacs.helpers.trust import make_simple_assume_policy
 from troposphere import GetAtt, Ref, Template
-from troposphere.events import RetryPolicy, Rule, Target
+from troposphere.events import Rule, Target
 from troposphere.iam import Role
 from troposphere.kms import Key
 from troposphere.pipes import (
@@ -57,7 +57,6 @@ def add_triggers(
     schedule_role = template.add_resource(
         Role(
             settings.logical_id("EventBridgeExecutionRole"),
-            RoleName=settings.physical_name("EventBridgeStepFunctionsRole"),
             AssumeRolePolicyDocument=make_simple_assume_policy("events.amazonaws.com"),
             Policies=[
                 policies.inline_policy("StartStepFunctions", policies.execution_starting_statements(workflow_arn))
@@ -68,17 +67,12 @@ def add_triggers(
         Rule(
             settings.logical_id("ScheduledNotificationRule"),
             Name=settings.physical_name("AppointmentNotificationSchedule"),
-            Description="Starts the notification workflow to send the reminders that are due",
             ScheduleExpression=settings["ScheduleExpression"],
-            State="ENABLED",
             Targets=[
                 Target(
                     Id="NotificationWorkflowTarget",
                     Arn=workflow_arn,
                     RoleArn=GetAtt(schedule_role, "Arn"),
-                    # A missed run is harmless (the next one finds the same reminders), so a
-                    # short retry suffices.
-                    RetryPolicy=RetryPolicy(MaximumRetryAttempts=3, MaximumEventAgeInSeconds=300),
                 )
             ],
         )
@@ -97,7 +91,6 @@ def add_triggers(
     pipe_role = template.add_resource(
         Role(
             settings.logical_id("PipeRole"),
-            RoleName=settings.physical_name("EventBridgePipeRole"),
             AssumeRolePolicyDocument=make_simple_assume_policy("pipes.amazonaws.com"),
             Policies=[
                 policies.inline_policy(
@@ -115,7 +108,6 @@ def add_triggers(
         Pipe(
             settings.logical_id("AppointmentStreamPipe"),
             Name=settings.physical_name("AppointmentStreamPipe"),
-            Description="Starts the notification workflow for each batch of appointment changes",
             RoleArn=GetAtt(pipe_role, "Arn"),
             Source=appointments.stream_arn,
             SourceParameters=PipeSourceParameters(

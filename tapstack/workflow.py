@@ -48,21 +48,16 @@ FUNCTION_SUBSTITUTIONS = {
 
 
 def lambda_retries() -> list[dict[str, Any]]:
-    """Every handler is idempotent (claims and channel marks), so every one may be retried.
-
-    A timed-out or crashed invocation (``Lambda.Unknown``) is retried once: a sender that already
-    sent answers from its channel mark instead of sending again.
-    """
-    return [
-        {
-            "ErrorEquals": [*LAMBDA_TRANSIENT_ERRORS, "Lambda.TooManyRequestsException", RETRYABLE_ERROR],
-            "IntervalSeconds": 2,
-            "MaxAttempts": 6,
-            "BackoffRate": 2,
-            "JitterStrategy": "FULL",
-        },
-        {"ErrorEquals": ["Lambda.Unknown"], "MaxAttempts": 1},
-    ]
+    """Every handler is idempotent (claims and channel marks), so every one may be retried, also
+    after a time-out or crash (``Lambda.Unknown``): a sender that already sent answers from its
+    channel mark instead of sending again."""
+    return [{
+        "ErrorEquals": [*LAMBDA_TRANSIENT_ERRORS, "Lambda.TooManyRequestsException", "Lambda.Unknown", RETRYABLE_ERROR],
+        "IntervalSeconds": 2,
+        "MaxAttempts": 6,
+        "BackoffRate": 2,
+        "JitterStrategy": "FULL",
+    }]
 
 
 def invoke(function: str, payload: dict[str, Any] | str, timeout: int, **fields: Any) -> dict[str, Any]:
@@ -109,9 +104,6 @@ def delivery_branch(channel: str, state: str, function: str, timeout: int) -> di
 def definition(functions: dict[str, BuiltFunction], max_concurrency: int) -> dict[str, Any]:
     """Find or plan, claim and render (one Lambda); deliver each claimed reminder; continue if more."""
     timeout = {name: built.timeout for name, built in functions.items()}
-    both_channels_failed = [
-        {"channel": channel, "status": "FAILED", "reason": "DeliveryError"} for channel in ("email", "sms")
-    ]
     deliver_one = {
         "ProcessorConfig": {"Mode": "INLINE"},
         "StartAt": "Deliver",
@@ -122,27 +114,14 @@ def definition(functions: dict[str, BuiltFunction], max_concurrency: int) -> dic
                     delivery_branch("email", "SendEmail", "EmailSenderArn", timeout["EmailSenderFunction"]),
                     delivery_branch("sms", "SendSMS", "SmsSenderArn", timeout["SmsSenderFunction"]),
                 ],
-                "ResultPath": "$.delivery",
-                "Catch": [{"ErrorEquals": ["States.ALL"], "ResultPath": "$.deliveryError", "Next": "DeliveryFailed"}],
-                "Next": "UpdateStatus",
-            },
-            "DeliveryFailed": {
-                "Type": "Pass",
-                "Result": both_channels_failed,
+                # Each branch catches its own failure, so the Parallel state itself cannot fail.
                 "ResultPath": "$.delivery",
                 "Next": "UpdateStatus",
             },
             "UpdateStatus": invoke(
                 "StatusUpdaterArn",
-                {
-                    "reminderId.$": "$.reminderId",
-                    "claimToken.$": "$.claimToken",
-                    "appointmentId.$": "$.appointmentId",
-                    "offsetMinutes.$": "$.offsetMinutes",
-                    "delivery.$": "$.delivery",
-                },
+                {"reminderId.$": "$.reminderId", "claimToken.$": "$.claimToken", "delivery.$": "$.delivery"},
                 timeout["StatusUpdaterFunction"],
-                ResultSelector={"state.$": "$.Payload.state"},
                 # Unrecorded, the reminder keeps its claim; after the lease a later run records
                 # it from the channel marks without sending again.
                 Catch=[{"ErrorEquals": ["States.ALL"], "ResultPath": None, "Next": "OutcomeNotRecorded"}],
@@ -217,7 +196,6 @@ def add_workflow(
     role = template.add_resource(
         Role(
             settings.logical_id("StepFunctionsExecutionRole"),
-            RoleName=settings.physical_name("NotificationWorkflowRole"),
             AssumeRolePolicyDocument=make_simple_assume_policy("states.amazonaws.com"),
             Policies=[
                 policies.inline_policy(
@@ -243,7 +221,6 @@ def add_workflow(
         StateMachine(
             settings.logical_id("NotificationWorkflow"),
             StateMachineName=name,
-            StateMachineType="STANDARD",
             RoleArn=GetAtt(role, "Arn"),
             Definition=definition(functions, settings.props.max_concurrency),
             DefinitionSubstitutions=substitutions,

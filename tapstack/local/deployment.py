@@ -84,6 +84,7 @@ class LocalDeployment:
         stack_name: str = "tapstack-local",
         use_handler_files: bool = False,
         verify_sender: bool = True,
+        echo_logs: bool = True,
     ) -> None:
         self.template = load_template(template)
         self.region = region
@@ -93,7 +94,7 @@ class LocalDeployment:
         self.parameters = self._parameter_values(parameters or {})
         self.resources: dict[str, Deployed] = {}
         self.functions: dict[str, InProcessFunction] = {}
-        self.monitor = FunctionMonitor()
+        self.monitor = FunctionMonitor(echo=echo_logs)
         self.resolver = Resolver(
             self.template,
             self.parameters,

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import builtins
 import json
 import os
 import threading
+import time
 import traceback
 import types
 import uuid
@@ -13,10 +15,13 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
+import botocore.exceptions
 from botocore.awsrequest import AWSResponse
 from botocore.client import BaseClient
 
 _ENVIRONMENT_LOCK = threading.RLock()
+#: Faults that are not an answer from the service but a failed connection or a lost answer.
+NETWORK_ERRORS = ("EndpointConnectionError", "ConnectTimeoutError", "ReadTimeoutError", "ConnectionClosedError")
 
 
 @contextmanager
@@ -34,12 +39,13 @@ def environment(variables: Mapping[str, str]) -> Iterator[None]:
 
 @dataclass
 class Call:
-    """One AWS API call a function made."""
+    """One AWS API call a function made, and how many items it read (DynamoDB)."""
 
     function: str
     service: str
     operation: str
     params: dict[str, Any]
+    items_read: int = 0
 
 
 @dataclass
@@ -69,6 +75,7 @@ class Invocation:
     event: Any
     result: Any = None
     error: dict[str, str] | None = None
+    at: float = field(default_factory=time.time)  # the (virtual) time it was invoked
 
 
 class InProcessFunction:
@@ -110,6 +117,8 @@ class InProcessFunction:
         module_name, _, _ = self.handler_name.rpartition(".")
         module = types.ModuleType(module_name)
         module.__file__ = self.filename
+        # What the function prints is its log (CloudWatch Logs in AWS): kept per function.
+        module.__dict__["print"] = self._print
         code = compile(self.source, self.filename, "exec")
         lambda_environment = {
             "AWS_LAMBDA_FUNCTION_NAME": self.name,
@@ -122,6 +131,12 @@ class InProcessFunction:
         for client in clients:
             self.monitor.instrument(self.logical_id, client)
         return module
+
+    def _print(self, *values: Any, sep: str | None = " ", end: str | None = "\n", **_: Any) -> None:
+        line = (sep or " ").join(str(value) for value in values)
+        self.monitor.log(self.logical_id, line)
+        if self.monitor.echo:
+            builtins.print(line, end=end if end is not None else "\n")
 
     def invoke(self, event: Any) -> tuple[Any, dict[str, str] | None]:
         """(result, None) or (None, error payload), as Lambda would answer."""
@@ -158,14 +173,31 @@ class FunctionMonitor:
     calls: list[Call] = field(default_factory=list)
     invocations: list[Invocation] = field(default_factory=list)
     faults: list[Fault] = field(default_factory=list)
+    #: (function, line) of everything the functions printed: their logs.
+    logs: list[tuple[str, str]] = field(default_factory=list)
+    #: Also print the functions' logs to this process's stdout.
+    echo: bool = True
     _lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def log(self, function: str, line: str) -> None:
+        with self._lock:
+            self.logs.append((function, line))
 
     def instrument(self, function: str, client: BaseClient) -> None:
         service = client.meta.service_model.service_name
 
+        calls_in_flight = threading.local()
+
         def record(model: Any, params: dict[str, Any], **_: Any) -> None:
+            call = Call(function, service, model.name, dict(params))
+            calls_in_flight.call = call
             with self._lock:
-                self.calls.append(Call(function, service, model.name, dict(params)))
+                self.calls.append(call)
+
+        def count_reads(parsed: dict[str, Any], **_: Any) -> None:
+            call = getattr(calls_in_flight, "call", None)
+            if call is not None:
+                call.items_read = _items_read(parsed)
 
         def before_call(model: Any, **_: Any) -> Any:
             with self._lock:
@@ -173,6 +205,8 @@ class FunctionMonitor:
                 if fault is None:
                     return None
                 fault.times -= 1
+            if fault.code in NETWORK_ERRORS:  # no answer at all, as botocore reports it
+                raise getattr(botocore.exceptions, fault.code)(endpoint_url="https://local.invalid/")
             response = AWSResponse("https://local.invalid/", fault.status, {}, None)
             return response, {
                 "Error": {"Code": fault.code, "Message": fault.message},
@@ -181,8 +215,18 @@ class FunctionMonitor:
 
         client.meta.events.register("before-parameter-build", record)
         client.meta.events.register("before-call", before_call)
+        client.meta.events.register("after-call", count_reads)
 
     def inject(self, fault: Fault) -> Fault:
         with self._lock:
             self.faults.append(fault)
         return fault
+
+
+def _items_read(response: dict[str, Any]) -> int:
+    """Items a DynamoDB read returned or examined (what it is billed for reading)."""
+    if "ScannedCount" in response:
+        return int(response["ScannedCount"])
+    if "Responses" in response:
+        return sum(len(items) for items in response["Responses"].values())
+    return 1 if "Item" in response else 0

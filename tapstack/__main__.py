@@ -1,0 +1,63 @@
+"""``python -m tapstack build ...`` and ``python -m tapstack simulate [SCENARIO.json]``."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from tapstack import cli
+
+
+def simulate(args: argparse.Namespace) -> int:
+    try:
+        from tapstack.local.simulation import Scenario, ScenarioError, Simulation, print_timeline
+    except ImportError as error:
+        print(f"error: the simulation needs the local extra: pip install 'tapstack[local]' ({error})", file=sys.stderr)
+        return 2
+    from tapstack.local.resolve import UnsupportedTemplate
+
+    # moto's interpreter logs every Choice that finds no path as an error; the timeline says what matters.
+    logging.getLogger("moto").setLevel(logging.CRITICAL)
+
+    parameters = {}
+    for assignment in args.parameter:
+        name, separator, value = assignment.partition("=")
+        if not separator:
+            print(f"error: --parameter expects Name=value, got {assignment!r}", file=sys.stderr)
+            return 2
+        parameters[name] = value
+    try:
+        scenario = Scenario.load(args.scenario)
+        if not args.template.is_file():
+            raise ScenarioError(f"{args.template}: no such template (run python build.py first)")
+        if scenario.description:
+            print(scenario.description + "\n")
+        result = Simulation(args.template, scenario, parameters).run()
+    except (ScenarioError, UnsupportedTemplate) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    print_timeline(result, sys.stdout)
+    return 0 if result.ok else 1
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m tapstack")
+    commands = parser.add_subparsers(dest="command", required=True)
+    build = commands.add_parser("build", help="write (or --check) the CloudFormation template")
+    for action in cli.build_parser()._actions[1:]:  # the same options as build.py
+        build._add_action(action)
+    run = commands.add_parser("simulate", help="run a scenario on the generated template, locally on moto")
+    run.add_argument("scenario", nargs="?", type=Path, help="scenario JSON (default: the shipped scenario)")
+    run.add_argument("--template", type=Path, default=cli.DEFAULT_OUTPUT, help="template to run (default %(default)s)")
+    run.add_argument("--parameter", action="append", default=[], metavar="Name=value",
+                     help="override a template parameter (repeatable)")
+    args = parser.parse_args(argv)
+    if args.command == "build":
+        return cli.run(args)
+    return simulate(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
