@@ -35,11 +35,11 @@ LOG_RETENTION_DAYS = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 
 PREFIX_PATTERN = re.compile(r"^([A-Z][A-Za-z0-9]{0,19})?$")
 SUFFIX_PATTERN = re.compile(r"^[a-zA-Z0-9]+$")
 EMAIL_PATTERN = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
-OFFSETS_PATTERN = re.compile(r"^\d{1,5}(,\d{1,5})*$")
+OFFSETS_PATTERN = re.compile(r"^[1-9]\d{0,4}(,[1-9]\d{0,4})*$")
 SCHEDULE_PATTERN = re.compile(
     r"^(rate\((1 (minute|hour|day)|([2-9]|[1-9]\d+) (minutes|hours|days))\)|cron\([^()]+\))$"
 )
-MAX_OFFSET_MINUTES = 43200  # 30 days; reminders further ahead are a calendar's job
+MAX_OFFSET_MINUTES = 99999  # the most the parameter's pattern accepts: five digits, about 69 days
 
 
 @dataclass(frozen=True)
@@ -102,6 +102,7 @@ class ReminderProps:
     #: Read the booking app's existing table instead of creating ``AppointmentsTable``.
     existing_appointments_table: ExistingAppointmentsTable | None = None
     #: Reminders claimed and delivered by one workflow execution; more continue in a new one.
+    #: Read evenly from the due index's 8 shards, so up to the next multiple of 8 (104 for 100).
     claim_batch_size: int = 100
     #: Reminders delivered at the same time within one execution (Map ``MaxConcurrency``).
     max_concurrency: int = 10

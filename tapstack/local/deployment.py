@@ -369,6 +369,10 @@ class LocalDeployment:
         from moto.awslambda import models as lambda_models
         from moto.dynamodb.models import DynamoDBBackend
         from moto.stepfunctions.parser.asl.component.common.retry import retrier_decl
+        from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service_sfn import (
+            StateTaskServiceSfn,
+        )
+        from moto.stepfunctions.parser.models import StepFunctionsParserBackend
 
         deployment = self
 
@@ -384,6 +388,34 @@ class LocalDeployment:
             return json.dumps(result).encode()
 
         self._patch(lambda_models.LambdaFunction, "invoke", invoke)
+        # The states:startExecution integration takes the API's parameters in PascalCase
+        # (StateMachineArn); moto hands them to boto3 unchanged, which wants stateMachineArn.
+        normalise = StateTaskServiceSfn._normalise_parameters
+
+        def pascal_to_api(task: Any, parameters: dict[str, Any], *args: Any, **kwargs: Any) -> None:
+            normalise(task, parameters, *args, **kwargs)
+            for name in list(parameters):
+                parameters[name[:1].lower() + name[1:]] = parameters.pop(name)
+
+        self._patch(StateTaskServiceSfn, "_normalise_parameters", pascal_to_api)
+        evaluate = StateTaskServiceSfn._eval_service_task
+
+        def api_to_pascal(task: Any, env: Any, *args: Any, **kwargs: Any) -> None:
+            # ...and answers in PascalCase with dates as epoch milliseconds, which is JSON.
+            evaluate(task, env, *args, **kwargs)
+            response = env.stack.pop()
+            env.stack.append({name[:1].upper() + name[1:]: int(value.timestamp() * 1000)
+                              if hasattr(value, "timestamp") else value for name, value in response.items()})
+
+        self._patch(StateTaskServiceSfn, "_eval_service_task", api_to_pascal)
+        # An execution started without a name gets a generated one in AWS; moto names it "None".
+        start = StepFunctionsParserBackend.start_execution
+
+        def start_named(backend: Any, state_machine_arn: str, name: str | None = None, *args: Any,
+                        **kwargs: Any) -> Any:
+            return start(backend, state_machine_arn, name or uuid.uuid4().hex, *args, **kwargs)
+
+        self._patch(StepFunctionsParserBackend, "start_execution", start_named)
         # Retry intervals take no wall time here; the clock only moves when a scenario moves it.
         self._patch(retrier_decl, "time", _NoSleep())
         # DynamoDB applies each conditional write atomically; moto must not interleave them.
