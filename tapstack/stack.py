@@ -79,34 +79,30 @@ class AppointmentReminders:
         return self.appointments.resource
 
     def _add_outputs(self) -> None:
-        settings = self.settings
+        """The handles a user needs, each exported as ``<stack name>-<prefix><name>``.
 
-        def output(name: str, description: str, value: Any) -> None:
-            # The description is for the reader of this code and README.md; the template keeps
-            # its bytes (CloudFormation reads at most 51,200 from a file).
+        README.md describes them; the template carries no descriptions, to keep its bytes
+        (CloudFormation reads at most 51,200 from a file).
+        """
+        settings = self.settings
+        values: dict[str, Any] = {
+            "AppointmentsTableName": self.appointments.name,
+            "AppointmentsTableArn": self.appointments.arn,
+            "RemindersTableName": Ref(self.reminders_table),
+            "NotificationTopicArn": Ref(self.topic),
+            "AlarmTopicArn": Ref(self.alarm_topic),
+            "NotificationWorkflowArn": Ref(self.state_machine),
+            **{f"{name}Arn": GetAtt(self.functions[name], "Arn")
+               for name in ("AppointmentProcessorFunction", "EmailSenderFunction", "SmsSenderFunction")},
+            # A host stack has its own name; only the stand-alone stack reports it.
+            **({} if settings.props.prefix else {"StackName": Ref("AWS::StackName")}),
+            "EnvironmentSuffix": settings["EnvironmentSuffix"],
+        }
+        for name, value in values.items():
             logical_id = settings.logical_id(name)
             self.template.add_output(
                 Output(logical_id, Value=value, Export=Export(Sub("${AWS::StackName}-" + logical_id)))
             )
-
-        output("AppointmentsTableName", "Name of the DynamoDB appointments table", self.appointments.name)
-        output("AppointmentsTableArn", "ARN of the DynamoDB appointments table", self.appointments.arn)
-        output("RemindersTableName", "Name of the DynamoDB table of reminder records",
-               Ref(self.reminders_table))
-        output("NotificationTopicArn", "ARN of the SNS topic of delivery events", Ref(self.topic))
-        output("AlarmTopicArn", "ARN of the SNS topic the alarms notify", Ref(self.alarm_topic))
-        output("NotificationWorkflowArn", "ARN of the Step Functions notification workflow",
-               Ref(self.state_machine))
-        for logical_id, description in [
-            ("AppointmentProcessorFunction", "appointment processor"),
-            ("EmailSenderFunction", "email sender"),
-            ("SmsSenderFunction", "SMS sender"),
-        ]:
-            output(f"{logical_id}Arn", f"ARN of the {description} Lambda function",
-                   GetAtt(self.functions[logical_id], "Arn"))
-        if not settings.props.prefix:
-            output("StackName", "Name of this CloudFormation stack", Ref("AWS::StackName"))
-        output("EnvironmentSuffix", "Environment suffix used for this deployment", settings["EnvironmentSuffix"])
 
 
 def _claim_prefix(template: Template, prefix: str) -> None:

@@ -172,3 +172,35 @@ def test_host_wires_to_what_the_system_exposes(host: dict[str, Any]) -> None:
 def test_two_systems_in_one_template_stay_apart_in_intrinsic_references(host: dict[str, Any]) -> None:
     lab = json.dumps({k: v for k, v in host["Resources"].items() if k.startswith("Lab")})
     assert '"Patient' not in lab
+
+
+def test_an_embedded_system_reminds_from_the_hosts_existing_table(clock: Any) -> None:
+    from troposphere import Ref
+    from troposphere.dynamodb import AttributeDefinition, KeySchema, StreamSpecification, Table
+
+    from tapstack.local import LocalDeployment
+    from tests.support import DAY, HOUR, appointment, sent_emails, sent_sms
+
+    template = Template()
+    bookings = template.add_resource(Table(
+        "BookingsTable", TableName="clinic-bookings", BillingMode="PAY_PER_REQUEST",
+        AttributeDefinitions=[AttributeDefinition(AttributeName="appointmentId", AttributeType="S")],
+        KeySchema=[KeySchema(AttributeName="appointmentId", KeyType="HASH")],
+        StreamSpecification=StreamSpecification(StreamViewType="NEW_AND_OLD_IMAGES"),
+    ))
+    AppointmentReminders(template, ReminderProps(
+        prefix="Clinic", sender_email="reminders@example.com", parameters=frozenset(),
+        existing_appointments_table=ExistingAppointmentsTable(Ref(bookings), GetAtt(bookings, "StreamArn")),
+    ))
+    with LocalDeployment(to_yaml(template)) as stack:
+        assert stack.table_name("BookingsTable") == "clinic-bookings"
+        from boto3.dynamodb.types import TypeSerializer
+
+        item = appointment("b1", DAY - HOUR)
+        stack.client("dynamodb").put_item(
+            TableName="clinic-bookings", Item={k: TypeSerializer().serialize(v) for k, v in item.items()})
+        stack.run_pipe()
+        executions = stack.wait()
+        assert {e["status"] for e in executions} == {"SUCCEEDED"}
+        assert [e["to"] for e in sent_emails(stack)] == [["b1@example.com"]] and len(sent_sms(stack)) == 1
+        assert stack.item("ClinicRemindersTable", {"reminderId": "b1#1440"})["state"] == "SENT"

@@ -1,0 +1,29 @@
+"""The repository keeps its promises to a newcomer: the README's commands are the ones CI runs."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def readme_commands() -> list[str]:
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    return re.findall(r"```sh\n(.+?)\n```", readme)[:2]
+
+
+def test_readme_starts_with_the_two_commands() -> None:
+    build, test = readme_commands()
+    assert build == "python3 -m venv .venv && .venv/bin/pip install -e . && .venv/bin/python build.py"
+    assert test == 'python3 -m venv .venv && .venv/bin/pip install -e ".[test]" && .venv/bin/python -m pytest'
+
+
+def test_ci_runs_the_readmes_test_command() -> None:
+    ci = (ROOT / ".ci" / "run").read_text(encoding="utf-8")
+    _, test = readme_commands()
+    setup, run = test.split(" && .venv/bin/python -m pytest")[0], ".venv/bin/python -m pytest"
+    assert "python3 -m venv .venv" in ci and '.venv/bin/pip install --quiet -e ".[test,dev]"' in ci
+    assert setup.startswith("python3 -m venv .venv && .venv/bin/pip install -e \".[test]\"")
+    assert ci.rstrip().endswith(run), "CI ends with the README's test command"
+    assert ".venv/bin/python build.py --check" in ci
