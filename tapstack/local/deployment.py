@@ -51,11 +51,15 @@ SUPPORTED_TYPES = (
 def load_template(source: str | Path | Mapping[str, Any]) -> dict[str, Any]:
     """A template given as a dict, YAML/JSON text, or a path to a file."""
     if isinstance(source, Mapping):
-        return json.loads(json.dumps(source))
-    text = Path(source).read_text(encoding="utf-8") if isinstance(source, Path) else source
-    if "\n" not in text and Path(text).is_file():
-        text = Path(text).read_text(encoding="utf-8")
-    return json.loads(json.dumps(load_yaml(text)))
+        data = source
+    else:
+        text = Path(source).read_text(encoding="utf-8") if isinstance(source, Path) else source
+        if "\n" not in text and Path(text).is_file():
+            text = Path(text).read_text(encoding="utf-8")
+        data = load_yaml(text)
+    # Through JSON: plain dicts and lists, and a copy the caller may change.
+    template: dict[str, Any] = json.loads(json.dumps(data))
+    return template
 
 
 @dataclass
@@ -109,6 +113,7 @@ class LocalDeployment:
             get_att=lambda name, attribute: self.resources[name].attributes[attribute],
         )
         self._mock: Any = None
+        self._clients: dict[str, Any] = {}
         self._pipe: LocalPipe | None = None
         self._patches: list[Callable[[], None]] = []
         self._saved_environment: dict[str, str] = {}
@@ -162,12 +167,21 @@ class LocalDeployment:
         os.environ.update(self._saved_environment)
 
     def client(self, service: str) -> Any:
+        """A client of the deployment's account and region, shared (made once per service:
+        clients are thread-safe, and making one is the slowest part of a deployment)."""
+        if service not in self._clients:
+            self._clients[service] = self.new_client(service)
+        return self._clients[service]
+
+    def new_client(self, service: str) -> Any:
+        """A client of its own, e.g. to record its calls apart from everyone else's."""
+        session: Any = boto3  # any service by name (the stubs type each one by its literal name)
+        endpoint = None
         if service == "dynamodbstreams":
             # botocore now derives an account endpoint from the stream ARN, which moto does not
             # route; the regional endpoint is the same API.
-            return boto3.client(service, region_name=self.region,
-                                endpoint_url=f"https://streams.dynamodb.{self.region}.amazonaws.com")
-        return boto3.client(service, region_name=self.region)
+            endpoint = f"https://streams.dynamodb.{self.region}.amazonaws.com"
+        return session.client(service, region_name=self.region, endpoint_url=endpoint)
 
     # ---- deploying -------------------------------------------------------------------------
 
@@ -294,7 +308,9 @@ class LocalDeployment:
     def _handler_code(self, logical_id: str, properties: dict[str, Any]) -> tuple[str, str]:
         source = properties.get("Code", {}).get("ZipFile")
         if source is None:
-            raise UnsupportedTemplate(f"Resources/{logical_id}: only functions with inline Code.ZipFile can run locally")
+            raise UnsupportedTemplate(
+                f"Resources/{logical_id}: only functions with inline Code.ZipFile can run locally"
+            )
         if self.use_handler_files:
             module = next((m for lid, m in HANDLER_MODULES.items() if logical_id.endswith(lid)), None)
             if module is not None:
@@ -320,14 +336,21 @@ class LocalDeployment:
             Environment={"Variables": {k: str(v) for k, v in variables.items()}},
         )
         self.functions[name] = InProcessFunction(
-            logical_id, name, source, filename, properties["Handler"],
-            {k: str(v) for k, v in variables.items()}, self.monitor,
+            logical_id,
+            name,
+            source,
+            filename,
+            properties["Handler"],
+            {k: str(v) for k, v in variables.items()},
+            self.monitor,
         )
         return Deployed("AWS::Lambda::Function", name, {"Arn": function["FunctionArn"]})
 
     def _create_stepfunctions_statemachine(self, logical_id: str, properties: dict[str, Any]) -> Deployed:
         if "Definition" not in properties:
-            raise UnsupportedTemplate(f"Resources/{logical_id}: the local runner needs Definition (not DefinitionString)")
+            raise UnsupportedTemplate(
+                f"Resources/{logical_id}: the local runner needs Definition (not DefinitionString)"
+            )
         definition = substitute(properties["Definition"], properties.get("DefinitionSubstitutions", {}))
         name = properties.get("StateMachineName", f"{self.stack_name}-{logical_id}")
         arn = self.client("stepfunctions").create_state_machine(
@@ -341,10 +364,13 @@ class LocalDeployment:
     def _create_events_rule(self, logical_id: str, properties: dict[str, Any]) -> Deployed:
         events = self.client("events")
         name = properties.get("Name", f"{self.stack_name}-{logical_id}")
-        arn = events.put_rule(Name=name, ScheduleExpression=properties["ScheduleExpression"],
-                              State=properties.get("State", "ENABLED"))["RuleArn"]
-        targets = [{k: v for k, v in t.items() if k in ("Id", "Arn", "RoleArn", "Input")}
-                   for t in properties.get("Targets", [])]
+        arn = events.put_rule(
+            Name=name, ScheduleExpression=properties["ScheduleExpression"], State=properties.get("State", "ENABLED")
+        )["RuleArn"]
+        targets = [
+            {k: v for k, v in t.items() if k in ("Id", "Arn", "RoleArn", "Input")}
+            for t in properties.get("Targets", [])
+        ]
         if targets:
             events.put_targets(Rule=name, Targets=targets)
         return Deployed("AWS::Events::Rule", name, {"Arn": arn})
@@ -368,10 +394,13 @@ class LocalDeployment:
     def _install_patches(self) -> None:
         from moto.awslambda import models as lambda_models
         from moto.dynamodb.models import DynamoDBBackend
+        from moto.dynamodb.responses import DynamoHandler
+        from moto.stepfunctions.parser.asl.component.common.path import result_path
         from moto.stepfunctions.parser.asl.component.common.retry import retrier_decl
         from moto.stepfunctions.parser.asl.component.state.exec.state_task.service.state_task_service_sfn import (
             StateTaskServiceSfn,
         )
+        from moto.stepfunctions.parser.asl.utils import json_path
         from moto.stepfunctions.parser.models import StepFunctionsParserBackend
 
         deployment = self
@@ -404,18 +433,27 @@ class LocalDeployment:
             # ...and answers in PascalCase with dates as epoch milliseconds, which is JSON.
             evaluate(task, env, *args, **kwargs)
             response = env.stack.pop()
-            env.stack.append({name[:1].upper() + name[1:]: int(value.timestamp() * 1000)
-                              if hasattr(value, "timestamp") else value for name, value in response.items()})
+            env.stack.append(
+                {
+                    name[:1].upper() + name[1:]: int(value.timestamp() * 1000) if hasattr(value, "timestamp") else value
+                    for name, value in response.items()
+                }
+            )
 
         self._patch(StateTaskServiceSfn, "_eval_service_task", api_to_pascal)
         # An execution started without a name gets a generated one in AWS; moto names it "None".
         start = StepFunctionsParserBackend.start_execution
 
-        def start_named(backend: Any, state_machine_arn: str, name: str | None = None, *args: Any,
-                        **kwargs: Any) -> Any:
+        def start_named(
+            backend: Any, state_machine_arn: str, name: str | None = None, *args: Any, **kwargs: Any
+        ) -> Any:
             return start(backend, state_machine_arn, name or uuid.uuid4().hex, *args, **kwargs)
 
         self._patch(StepFunctionsParserBackend, "start_execution", start_named)
+        # jsonpath-ng parses with PLY, whose parser state is shared: two executions' threads
+        # parsing at once can fail a path with States.Runtime. One parse at a time, each path once.
+        for module in (json_path, result_path):
+            self._patch(module, "parse", _parsed_once(module.parse))
         # Retry intervals take no wall time here; the clock only moves when a scenario moves it.
         self._patch(retrier_decl, "time", _NoSleep())
         # DynamoDB applies each conditional write atomically; moto must not interleave them.
@@ -423,14 +461,26 @@ class LocalDeployment:
         for method in ("put_item", "update_item", "delete_item", "transact_write_items", "batch_write_item"):
             original = getattr(DynamoDBBackend, method)
             self._patch(DynamoDBBackend, method, _locked(original, lock))
+        # moto builds a response from the stored item after the write returns: a concurrent write
+        # to the same item would change it mid-way. DynamoDB answers each request atomically.
+        self._patch(DynamoHandler, "call_action", _locked(DynamoHandler.call_action, lock))
 
     def _patch(self, owner: Any, name: str, value: Any) -> None:
         original = getattr(owner, name)
         setattr(owner, name, value)
         self._patches.append(lambda: setattr(owner, name, original))
 
-    def inject(self, service: str, operation: str, code: str, *, times: int = 1, function: str | None = None,
-               message: str = "injected by the local runner", status: int = 400) -> Fault:
+    def inject(
+        self,
+        service: str,
+        operation: str,
+        code: str,
+        *,
+        times: int = 1,
+        function: str | None = None,
+        message: str = "injected by the local runner",
+        status: int = 400,
+    ) -> Fault:
         """Make the next ``times`` calls of a service operation from the functions fail with ``code``."""
         return self.monitor.inject(Fault(service, operation, code, message, times, status, function))
 
@@ -450,9 +500,11 @@ class LocalDeployment:
         return str(machines[0].ref)
 
     def start_execution(self, payload: Any) -> str:
-        return self.client("stepfunctions").start_execution(
-            stateMachineArn=self.state_machine_arn, name=uuid.uuid4().hex, input=json.dumps(payload)
-        )["executionArn"]
+        return str(
+            self.client("stepfunctions").start_execution(
+                stateMachineArn=self.state_machine_arn, name=uuid.uuid4().hex, input=json.dumps(payload)
+            )["executionArn"]
+        )
 
     @property
     def pipe(self) -> LocalPipe:
@@ -585,6 +637,18 @@ class _NoSleep:
         return getattr(time, name)
 
 
+def _parsed_once(parse: Callable[[str], Any]) -> Callable[[str], Any]:
+    lock, parsed = threading.Lock(), {}
+
+    def parse_once(path: str) -> Any:
+        with lock:
+            if path not in parsed:
+                parsed[path] = parse(path)
+            return parsed[path]
+
+    return parse_once
+
+
 def _locked(method: Callable[..., Any], lock: threading.RLock) -> Callable[..., Any]:
     def locked(*args: Any, **kwargs: Any) -> Any:
         with lock:
@@ -600,4 +664,4 @@ def _serialize(item: dict[str, Any]) -> dict[str, Any]:
     return {k: serializer.serialize(v) for k, v in item.items()}
 
 
-__all__ = ["LocalDeployment", "FunctionError", "UnsupportedTemplate", "PSEUDO_PARAMETERS", "load_template"]
+__all__ = ["PSEUDO_PARAMETERS", "FunctionError", "LocalDeployment", "UnsupportedTemplate", "load_template"]

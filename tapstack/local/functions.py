@@ -10,31 +10,16 @@ import time
 import traceback
 import types
 import uuid
-from collections.abc import Callable, Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 import botocore.exceptions
-from botocore.awsrequest import AWSResponse
+from botocore.awsrequest import AWSResponse, HTTPHeaders
 from botocore.client import BaseClient
 
-_ENVIRONMENT_LOCK = threading.RLock()
 #: Faults that are not an answer from the service but a failed connection or a lost answer.
 NETWORK_ERRORS = ("EndpointConnectionError", "ConnectTimeoutError", "ReadTimeoutError", "ConnectionClosedError")
-
-
-@contextmanager
-def environment(variables: Mapping[str, str]) -> Iterator[None]:
-    """``os.environ`` with ``variables`` set, for the time a module is loaded."""
-    with _ENVIRONMENT_LOCK:
-        saved = dict(os.environ)
-        os.environ.update(variables)
-        try:
-            yield
-        finally:
-            os.environ.clear()
-            os.environ.update(saved)
 
 
 @dataclass
@@ -74,7 +59,7 @@ class Invocation:
     function: str
     event: Any
     result: Any = None
-    error: dict[str, str] | None = None
+    error: dict[str, Any] | None = None
     at: float = field(default_factory=time.time)  # the (virtual) time it was invoked
 
 
@@ -119,14 +104,23 @@ class InProcessFunction:
         module.__file__ = self.filename
         # What the function prints is its log (CloudWatch Logs in AWS): kept per function.
         module.__dict__["print"] = self._print
-        code = compile(self.source, self.filename, "exec")
-        lambda_environment = {
+        # Its environment is its own, as in its own container: the code's `import os` gets an
+        # `os` whose `environ` holds the function's variables. The process's own environment is
+        # never changed, so functions loading in other threads see nothing come and go.
+        function_os = types.ModuleType("os")
+        function_os.__dict__.update(os.__dict__)
+        function_os.environ = {  # type: ignore[attr-defined]
+            **os.environ,
             "AWS_LAMBDA_FUNCTION_NAME": self.name,
-            "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": "256",
             **self.environment,
         }
-        with environment(lambda_environment):
-            exec(code, module.__dict__)  # noqa: S102 - the function's own code, as Lambda runs it
+
+        def import_for_function(name: str, *args: Any, **kwargs: Any) -> Any:
+            return function_os if name == "os" else builtins.__import__(name, *args, **kwargs)
+
+        module.__dict__["__builtins__"] = {**builtins.__dict__, "__import__": import_for_function}
+        code = compile(self.source, self.filename, "exec")
+        exec(code, module.__dict__)  # noqa: S102 - the function's own code, as Lambda runs it
         clients = [value for value in module.__dict__.values() if isinstance(value, BaseClient)]
         for client in clients:
             self.monitor.instrument(self.logical_id, client)
@@ -138,7 +132,7 @@ class InProcessFunction:
         if self.monitor.echo:
             builtins.print(line, end=end if end is not None else "\n")
 
-    def invoke(self, event: Any) -> tuple[Any, dict[str, str] | None]:
+    def invoke(self, event: Any) -> tuple[Any, dict[str, Any] | None]:
         """(result, None) or (None, error payload), as Lambda would answer."""
         handler: Callable[[Any, Any], Any] = getattr(self.module, self.handler_name.rpartition(".")[2])
         invocation = Invocation(self.logical_id, event)
@@ -207,7 +201,7 @@ class FunctionMonitor:
                 fault.times -= 1
             if fault.code in NETWORK_ERRORS:  # no answer at all, as botocore reports it
                 raise getattr(botocore.exceptions, fault.code)(endpoint_url="https://local.invalid/")
-            response = AWSResponse("https://local.invalid/", fault.status, {}, None)
+            response = AWSResponse("https://local.invalid/", fault.status, HTTPHeaders(), None)
             return response, {
                 "Error": {"Code": fault.code, "Message": fault.message},
                 "ResponseMetadata": {"HTTPStatusCode": fault.status},

@@ -54,7 +54,7 @@ class LocalPipe:
     def _client(self, service: str) -> Any:
         """A client whose calls are recorded under the pipe's logical ID (its role's calls)."""
         if service not in self._clients:
-            client = self.deployment.client(service)
+            client = self.deployment.new_client(service)
             self.deployment.monitor.instrument(self.logical_id, client)
             self._clients[service] = client
         return self._clients[service]
@@ -85,7 +85,8 @@ class LocalPipe:
         return records
 
     def matches(self, record: dict[str, Any]) -> bool:
-        return not self.patterns or any(pattern.matches_event(record) for pattern in self.patterns)
+        event: Any = record  # moto types its events as its own TypedDict; a stream record is matched the same way
+        return not self.patterns or any(pattern.matches_event(event) for pattern in self.patterns)
 
     def batches(self) -> list[list[dict[str, Any]]]:
         records = [record for record in self.read() if self.matches(record)]
@@ -106,8 +107,11 @@ class LocalPipe:
         error: ClientError | None = None
         for _ in range(attempts):
             try:
-                return str(sfn.start_execution(stateMachineArn=self.target, name=uuid.uuid4().hex,
-                                               input=json.dumps(batch))["executionArn"])
+                return str(
+                    sfn.start_execution(stateMachineArn=self.target, name=uuid.uuid4().hex, input=json.dumps(batch))[
+                        "executionArn"
+                    ]
+                )
             except ClientError as failure:
                 error = failure
         self._dead_letter(batch, error)
@@ -117,8 +121,9 @@ class LocalPipe:
         arn = self.stream.get("DeadLetterConfig", {}).get("Arn")
         message = {
             "context": {"errorCode": error.response["Error"]["Code"] if error else "Unknown"},
-            "records": [{"eventID": r.get("eventID"), "sequenceNumber": r["dynamodb"].get("SequenceNumber")}
-                        for r in batch],
+            "records": [
+                {"eventID": r.get("eventID"), "sequenceNumber": r["dynamodb"].get("SequenceNumber")} for r in batch
+            ],
         }
         self.dead_letters.append(message)
         if arn:

@@ -54,7 +54,7 @@ class Resolver:
         if not isinstance(value, dict):
             return value
         if len(value) == 1:
-            (key, argument), = value.items()
+            ((key, argument),) = value.items()
             if key == "Ref" or key.startswith("Fn::") or key == "Condition":
                 return self._function(key, argument, where)
         resolved = {k: self.resolve(v, f"{where}/{k}") for k, v in value.items()}

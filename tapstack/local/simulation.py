@@ -8,7 +8,7 @@ from collections import Counter
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from importlib import resources
 from pathlib import Path
 from typing import Any, TextIO
@@ -150,16 +150,19 @@ def _clock(start: datetime) -> Iterator[Any]:
 class Simulation:
     """Runs a scenario on a local deployment of a template."""
 
-    def __init__(self, template: str | Path | Mapping[str, Any], scenario: Scenario,
-                 parameters: Mapping[str, str] | None = None) -> None:
+    def __init__(
+        self, template: str | Path | Mapping[str, Any], scenario: Scenario, parameters: Mapping[str, str] | None = None
+    ) -> None:
         self.template = template
         self.scenario = scenario
         self.parameters = {"SenderEmail": "reminders@example.com", **scenario.parameters, **(parameters or {})}
 
     def run(self) -> SimulationResult:
         scenario = self.scenario
-        with _clock(scenario.start) as clock, \
-                LocalDeployment(self.template, self.parameters, echo_logs=False) as deployment:
+        with (
+            _clock(scenario.start) as clock,
+            LocalDeployment(self.template, self.parameters, echo_logs=False) as deployment,
+        ):
             period = scenario.tick or schedule_period(deployment.parameters.get("ScheduleExpression", ""))
             now = 0
             pending = sorted(scenario.steps, key=lambda step: step.at)
@@ -187,13 +190,21 @@ class Simulation:
         if step.action == "delete":
             dynamodb.delete_item(TableName=table, Key=key)
         elif step.action == "cancel":
-            dynamodb.update_item(TableName=table, Key=key, UpdateExpression="SET #s = :c",
-                                 ExpressionAttributeNames={"#s": "status"},
-                                 ExpressionAttributeValues={":c": {"S": "CANCELLED"}})
+            dynamodb.update_item(
+                TableName=table,
+                Key=key,
+                UpdateExpression="SET #s = :c",
+                ExpressionAttributeNames={"#s": "status"},
+                ExpressionAttributeValues={":c": {"S": "CANCELLED"}},
+            )
         elif step.action == "move":
             time = int(when.timestamp()) + step.fields["startsIn"]
-            dynamodb.update_item(TableName=table, Key=key, UpdateExpression="SET appointmentTime = :t",
-                                 ExpressionAttributeValues={":t": {"N": str(time)}})
+            dynamodb.update_item(
+                TableName=table,
+                Key=key,
+                UpdateExpression="SET appointmentTime = :t",
+                ExpressionAttributeValues={":t": {"N": str(time)}},
+            )
         else:
             item: dict[str, Any] = {
                 "appointmentId": step.appointment_id,
@@ -225,13 +236,29 @@ class Simulation:
                 outcome = f"ERROR {invocation.error['errorType'] if invocation.error else ''}".strip()
             else:
                 outcome = " ".join(filter(None, [result.get("status"), result.get("reason")]))
-            rows.append(TimelineRow(_utc(invocation.at), appointment_id, int(offset), channel, outcome,
-                                    shown.get((event["reminderId"], event["claimToken"]), "")))
+            rows.append(
+                TimelineRow(
+                    _utc(invocation.at),
+                    appointment_id,
+                    int(offset),
+                    channel,
+                    outcome,
+                    shown.get((event["reminderId"], event["claimToken"]), ""),
+                )
+            )
         reminders = _scan(deployment, "RemindersTable")
         for item in reminders:
             if item["state"] in ("SKIPPED", "CANCELLED") and "reason" in item:
-                rows.append(TimelineRow(_utc(float(item["updatedAt"])), str(item["appointmentId"]),
-                                        int(item["offsetMinutes"]), "-", f"{item['state']} {item['reason']}", ""))
+                rows.append(
+                    TimelineRow(
+                        _utc(float(item["updatedAt"])),
+                        str(item["appointmentId"]),
+                        int(item["offsetMinutes"]),
+                        "-",
+                        f"{item['state']} {item['reason']}",
+                        "",
+                    )
+                )
         rows.sort(key=lambda row: (row.at, row.appointment_id, row.offset_minutes, row.channel))
         executions = deployment.executions()
         return SimulationResult(
@@ -246,8 +273,11 @@ def _scan(deployment: LocalDeployment, table_suffix: str) -> list[dict[str, Any]
     from boto3.dynamodb.types import TypeDeserializer
 
     deserializer = TypeDeserializer()
-    pages = deployment.client("dynamodb").get_paginator("scan").paginate(
-        TableName=deployment.table_name(table_suffix), ConsistentRead=True)
+    pages = (
+        deployment.client("dynamodb")
+        .get_paginator("scan")
+        .paginate(TableName=deployment.table_name(table_suffix), ConsistentRead=True)
+    )
     return [{k: deserializer.deserialize(v) for k, v in item.items()} for page in pages for item in page["Items"]]
 
 
@@ -255,13 +285,19 @@ def print_timeline(result: SimulationResult, out: TextIO) -> None:
     """A table of every reminder sent or skipped, then a summary."""
     headers = ("time (UTC)", "appointment", "offset", "channel", "outcome", "time shown to the customer")
     table = [headers] + [
-        (row.at.strftime("%Y-%m-%d %H:%M"), row.appointment_id, f"{row.offset_minutes} min", row.channel,
-         row.outcome, row.shown)
+        (
+            row.at.strftime("%Y-%m-%d %H:%M"),
+            row.appointment_id,
+            f"{row.offset_minutes} min",
+            row.channel,
+            row.outcome,
+            row.shown,
+        )
         for row in result.rows
     ]
     widths = [max(len(str(line[i])) for line in table) for i in range(len(headers))]
     for number, line in enumerate(table):
-        out.write("  ".join(str(cell).ljust(width) for cell, width in zip(line, widths)).rstrip() + "\n")
+        out.write("  ".join(str(cell).ljust(width) for cell, width in zip(line, widths, strict=False)).rstrip() + "\n")
         if number == 0:
             out.write("  ".join("-" * width for width in widths) + "\n")
     outcomes = Counter(f"{row.channel} {row.outcome.split()[0]}" for row in result.rows if row.channel != "-")
@@ -279,4 +315,4 @@ def _counts(counter: Mapping[str, int]) -> str:
 
 
 def _utc(seconds: float) -> datetime:
-    return datetime.fromtimestamp(seconds, tz=timezone.utc)
+    return datetime.fromtimestamp(seconds, tz=UTC)
