@@ -62,23 +62,39 @@ def build() -> Template:
             outputs=False,
         ),
     )
-    events = template.add_resource(Queue("DeliveryEventsQueue", SqsManagedSseEnabled=True,
-                                         MessageRetentionPeriod=345600,
-                                         DeletionPolicy="Delete", UpdateReplacePolicy="Delete"))
+    events = template.add_resource(
+        Queue(
+            "DeliveryEventsQueue",
+            SqsManagedSseEnabled=True,
+            MessageRetentionPeriod=345600,
+            DeletionPolicy="Delete",
+            UpdateReplacePolicy="Delete",
+        )
+    )
     template.add_resource(
         QueuePolicy(
             "DeliveryEventsQueuePolicy",
             Queues=[Ref(events)],
-            PolicyDocument=PolicyDocument(Statement=[Statement(
-                Effect=Allow, Principal=Principal("Service", "sns.amazonaws.com"), Action=[sqs.SendMessage],
-                Resource=[GetAtt(events, "Arn")], Condition=Condition(ArnEquals("aws:SourceArn", Ref(patients.topic))),
-            )]),
+            PolicyDocument=PolicyDocument(
+                Statement=[
+                    Statement(
+                        Effect=Allow,
+                        Principal=Principal("Service", "sns.amazonaws.com"),
+                        Action=[sqs.SendMessage],
+                        Resource=[GetAtt(events, "Arn")],
+                        Condition=Condition(ArnEquals("aws:SourceArn", Ref(patients.topic))),
+                    )
+                ]
+            ),
         )
     )
     template.add_resource(
         SubscriptionResource(
-            "DeliveryEventsSubscription", TopicArn=Ref(patients.topic), Protocol="sqs",
-            Endpoint=GetAtt(events, "Arn"), RawMessageDelivery=True,
+            "DeliveryEventsSubscription",
+            TopicArn=Ref(patients.topic),
+            Protocol="sqs",
+            Endpoint=GetAtt(events, "Arn"),
+            RawMessageDelivery=True,
         )
     )
     template.add_output(Output("PatientRemindersTable", Value=Ref(patients.reminders_table)))

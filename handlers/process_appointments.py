@@ -13,7 +13,7 @@ import uuid
 import zlib
 import zoneinfo
 from collections import Counter
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import boto3
 from botocore.config import Config
@@ -83,14 +83,14 @@ def parse(raw):
 def render(a):
     """The job's localTime, email and sms (None when not requested, {"to": None} without an address)."""
     try:
-        tz = timezone.utc if a["zone"] is None else zoneinfo.ZoneInfo(a["zone"])
+        tz = UTC if a["zone"] is None else zoneinfo.ZoneInfo(a["zone"])
     except Exception:  # not found, a bad key, a directory: all unknown
-        tz = timezone.utc
+        tz = UTC
         log("WARNING", "unknown_time_zone" if zoneinfo.available_timezones() else "time_zone_database_missing",
             appointmentId=a["id"])
     t = datetime.fromtimestamp(a["time"], tz)
     at = f"{WEEKDAYS[t.weekday()]} {t.day} {MONTHS[t.month - 1]} {t.year} at {t:%H:%M} " + (
-        "UTC" if tz is timezone.utc else f"{t.tzname()} ({a['zone']})")
+        "UTC" if tz is UTC else f"{t.tzname()} ({a['zone']})")
     hello = f"Hello {a['name']}," if a["name"] else "Hello,"
     body = f"This is a reminder of your appointment on {at}."
     # Plain text only: it reads the same in every mail client and leaves nothing to escape.
@@ -125,7 +125,7 @@ def call(method, **params):
         return method(**params)
     except (ClientError, BotoCoreError) as error:
         if isinstance(error, BotoCoreError) or any(w in error_type(error) for w in TRANSIENT):
-            raise RetryableError(error_type(error))
+            raise RetryableError(error_type(error)) from None
         raise
 
 

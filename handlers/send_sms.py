@@ -54,8 +54,9 @@ def mark(reminder_id, token, result=None, first=False):
         values[":m"] = {"M": {k: {"S": str(v)} for k, v in {**result, "token": token}.items() if k != "channel"}}
     DDB.update_item(
         TableName=TABLE, Key={"reminderId": {"S": reminder_id}}, ExpressionAttributeValues=values,
-        UpdateExpression=f"SET {MARK} = :m" if result else f"REMOVE {MARK}", ReturnValuesOnConditionCheckFailure="ALL_OLD",
-        ConditionExpression="claimToken = :t" + (f" AND attribute_not_exists({MARK})" if first else ""))
+        UpdateExpression=f"SET {MARK} = :m" if result else f"REMOVE {MARK}",
+        ConditionExpression="claimToken = :t" + (f" AND attribute_not_exists({MARK})" if first else ""),
+        ReturnValuesOnConditionCheckFailure="ALL_OLD")
 
 
 def deliver(reminder_id, token, send):
@@ -63,9 +64,10 @@ def deliver(reminder_id, token, send):
     try:
         mark(reminder_id, token, {"status": "SENDING"}, first=True)
     except DDB.exceptions.ConditionalCheckFailedException as refused:
+        # The stubs type the refused item as object; it is the reminder as it was (DynamoDB JSON).
         old = refused.response.get("Item", {})
-        prior = {k: v["S"] for k, v in old.get(MARK, {"M": {}})["M"].items() if k != "token"}
-        if old.get("claimToken") != {"S": token}:
+        prior = {k: v["S"] for k, v in old.get(MARK, {"M": {}})["M"].items() if k != "token"}  # type: ignore[attr-defined]
+        if old.get("claimToken") != {"S": token}:  # type: ignore[attr-defined]
             return answer("SKIPPED", "ClaimLost")
         if prior.get("status", "SENDING") == "SENDING":  # an attempt died mid-send: it may have sent
             return answer("FAILED", "OutcomeUnknown")
@@ -99,7 +101,7 @@ def problem(message):
 def send(message):
     kind = {"DataType": "String", "StringValue": "Transactional"}  # a reminder is not marketing
     return PROVIDER.publish(PhoneNumber=message["to"], Message=message["text"],
-                            MessageAttributes={"AWS.SNS.SMS.SMSType": kind})["MessageId"]
+                            MessageAttributes={"AWS.SNS.SMS.SMSType": kind})["MessageId"]  # type: ignore[dict-item]
 
 
 def handler(event, context):

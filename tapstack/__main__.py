@@ -51,8 +51,13 @@ def main(argv: list[str] | None = None) -> int:
     run = commands.add_parser("simulate", help="run a scenario on the generated template, locally on moto")
     run.add_argument("scenario", nargs="?", type=Path, help="scenario JSON (default: the shipped scenario)")
     run.add_argument("--template", type=Path, default=cli.DEFAULT_OUTPUT, help="template to run (default %(default)s)")
-    run.add_argument("--parameter", action="append", default=[], metavar="Name=value",
-                     help="override a template parameter (repeatable)")
+    run.add_argument(
+        "--parameter",
+        action="append",
+        default=[],
+        metavar="Name=value",
+        help="override a template parameter (repeatable)",
+    )
     args = parser.parse_args(argv)
     if args.command == "build":
         return cli.run(args)

@@ -20,7 +20,9 @@ FAILED_REMINDERS_METRIC = "RemindersFailed"
 
 def add_topic(template: Template, settings: Settings, key: Key, logical_id: str, name: str) -> Topic:
     return template.add_resource(
-        Topic(settings.logical_id(logical_id), TopicName=settings.physical_name(name), KmsMasterKeyId=GetAtt(key, "Arn"))
+        Topic(
+            settings.logical_id(logical_id), TopicName=settings.physical_name(name), KmsMasterKeyId=GetAtt(key, "Arn")
+        )
     )
 
 
@@ -46,8 +48,9 @@ def add_alarm_topic(template: Template, settings: Settings, key: Key) -> Topic:
     return topic
 
 
-def _alarm(template: Template, settings: Settings, logical_id: str, topic: Topic, description: str,
-           **metric: Any) -> Alarm:
+def _alarm(
+    template: Template, settings: Settings, logical_id: str, topic: Topic, description: str, **metric: Any
+) -> Alarm:
     if "Metrics" not in metric:
         metric = {"Statistic": "Sum", "Period": 300, **metric}
     return template.add_resource(
@@ -71,8 +74,9 @@ def _sum_of(metrics: list[tuple[str, str, str, Any]]) -> list[MetricDataQuery]:
             Id=f"m{number}",
             ReturnData=False,
             MetricStat=MetricStat(
-                Metric=Metric(Namespace=namespace, MetricName=name,
-                              Dimensions=[MetricDimension(Name=dimension, Value=value)]),
+                Metric=Metric(
+                    Namespace=namespace, MetricName=name, Dimensions=[MetricDimension(Name=dimension, Value=value)]
+                ),
                 Period=300,
                 Stat="Sum",
             ),
@@ -92,20 +96,43 @@ def add_alarms(
 ) -> list[Alarm]:
     """Three alarms. The first sums the workflow's failures and timeouts and each function's errors
     and throttles, so any one of them raises it (the alarm's graph shows which)."""
-    errors = [("AWS/States", name, "StateMachineArn", Ref(workflow))
-              for name in ("ExecutionsFailed", "ExecutionsTimedOut")]
-    errors += [("AWS/Lambda", name, "FunctionName", Ref(built.function))
-               for built in functions.values() for name in ("Errors", "Throttles")]
+    errors = [
+        ("AWS/States", name, "StateMachineArn", Ref(workflow)) for name in ("ExecutionsFailed", "ExecutionsTimedOut")
+    ]
+    errors += [
+        ("AWS/Lambda", name, "FunctionName", Ref(built.function))
+        for built in functions.values()
+        for name in ("Errors", "Throttles")
+    ]
     return [
-        _alarm(template, settings, "WorkflowErrorsAlarm", topic,
-               "An execution failed or timed out, or a function failed or was throttled",
-               Metrics=_sum_of(errors)),
-        _alarm(template, settings, "PipeDeadLetterAlarm", topic,
-               "Appointment changes could not start the workflow: see the dead-letter queue",
-               Namespace="AWS/SQS", MetricName="ApproximateNumberOfMessagesVisible", Statistic="Maximum",
-               Dimensions=[MetricDimension(Name="QueueName", Value=GetAtt(dead_letter_queue, "QueueName"))]),
-        _alarm(template, settings, "FailedRemindersAlarm", topic,
-               "Reminders were recorded FAILED on every channel they tried",
-               Namespace=settings.physical_name("TapStack"), MetricName=FAILED_REMINDERS_METRIC, Period=3600,
-               Threshold=settings["FailedRemindersAlarmThreshold"]),
+        _alarm(
+            template,
+            settings,
+            "WorkflowErrorsAlarm",
+            topic,
+            "An execution failed or timed out, or a function failed or was throttled",
+            Metrics=_sum_of(errors),
+        ),
+        _alarm(
+            template,
+            settings,
+            "PipeDeadLetterAlarm",
+            topic,
+            "Appointment changes could not start the workflow: see the dead-letter queue",
+            Namespace="AWS/SQS",
+            MetricName="ApproximateNumberOfMessagesVisible",
+            Statistic="Maximum",
+            Dimensions=[MetricDimension(Name="QueueName", Value=GetAtt(dead_letter_queue, "QueueName"))],
+        ),
+        _alarm(
+            template,
+            settings,
+            "FailedRemindersAlarm",
+            topic,
+            "Reminders were recorded FAILED on every channel they tried",
+            Namespace=settings.physical_name("TapStack"),
+            MetricName=FAILED_REMINDERS_METRIC,
+            Period=3600,
+            Threshold=settings["FailedRemindersAlarmThreshold"],
+        ),
     ]

@@ -39,8 +39,11 @@ def build_parser(prog: str = "build.py") -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog=prog, description="Write the appointment-reminder CloudFormation template.")
     parser.add_argument("--output", type=Path, default=None, help=f"where to write it (default {DEFAULT_OUTPUT})")
     parser.add_argument("--format", choices=("yaml", "json"), default="yaml", help="template format (default yaml)")
-    parser.add_argument("--check", action="store_true",
-                        help="write nothing; exit 1 and show the difference when the file is not up to date")
+    parser.add_argument(
+        "--check",
+        action="store_true",
+        help="write nothing; exit 1 and show the difference when the file is not up to date",
+    )
     return parser
 
 
@@ -54,8 +57,14 @@ def run(args: argparse.Namespace) -> int:
                 print(f"{path} is up to date")
                 continue
             stale += 1
-            diff = difflib.unified_diff(current.splitlines(), text.splitlines(), f"{path} (committed)",
-                                        f"{path} (fresh build)", lineterm="", n=1)
+            diff = difflib.unified_diff(
+                current.splitlines(),
+                text.splitlines(),
+                f"{path} (committed)",
+                f"{path} (fresh build)",
+                lineterm="",
+                n=1,
+            )
             print(f"{path} is stale: run python build.py and commit it", file=sys.stderr)
             print("\n".join(list(diff)[:60]), file=sys.stderr)
         return 1 if stale else 0

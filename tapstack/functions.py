@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -75,7 +76,7 @@ def add_log_group(template: Template, settings: Settings, logical_id: str, name:
     )
 
 
-def _key_statements(key: Key, actions: list[Action]) -> list[Statement]:
+def _key_statements(key: Key, actions: Sequence[Action]) -> list[Statement]:
     return policies.key_statements(GetAtt(key, "Arn"), actions)
 
 

@@ -6,10 +6,11 @@ each such statement says why.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
-import awacs.dynamodb as dynamodb
 import awacs.awslambda as awslambda
+import awacs.dynamodb as dynamodb
 import awacs.logs as logs
 import awacs.ses as ses
 import awacs.sns as sns
@@ -45,12 +46,12 @@ def tracing_statements() -> list[Statement]:
     return [Statement(Effect=Allow, Action=[xray.PutTraceSegments, xray.PutTelemetryRecords], Resource=["*"])]
 
 
-def key_statements(key_arn: Any, actions: list[Action]) -> list[Statement]:
+def key_statements(key_arn: Any, actions: Sequence[Action]) -> list[Statement]:
     """Use of the system's key: services (Lambda, DynamoDB, SNS, SQS) call KMS with the caller's role."""
     return [Statement(Effect=Allow, Action=actions, Resource=[key_arn])]
 
 
-def table_statements(table_arn: Any, actions: list[Action]) -> list[Statement]:
+def table_statements(table_arn: Any, actions: Sequence[Action]) -> list[Statement]:
     return [Statement(Effect=Allow, Action=actions, Resource=[table_arn])]
 
 
@@ -69,13 +70,20 @@ def email_sending_statements(sender_email: Any) -> list[Statement]:
     identity = "arn:${AWS::Partition}:ses:${AWS::Region}:${AWS::AccountId}:identity/"
     if isinstance(sender_email, str):
         address, domain = sender_email, sender_email.split("@", 1)[1]
-        return [Statement(Effect=Allow, Action=[ses.SendEmail],
-                          Resource=[Sub(identity + address), Sub(identity + domain)])]
+        return [
+            Statement(Effect=Allow, Action=[ses.SendEmail], Resource=[Sub(identity + address), Sub(identity + domain)])
+        ]
     name = sender_email.data["Ref"]
-    return [Statement(Effect=Allow, Action=[ses.SendEmail], Resource=[
-        Sub(identity + "${%s}" % name),
-        Sub(identity + "${Domain}", Domain=Select(1, Split("@", sender_email))),
-    ])]
+    return [
+        Statement(
+            Effect=Allow,
+            Action=[ses.SendEmail],
+            Resource=[
+                Sub(identity + f"${{{name}}}"),
+                Sub(identity + "${Domain}", Domain=Select(1, Split("@", sender_email))),
+            ],
+        )
+    ]
 
 
 def sms_sending_statements() -> list[Statement]:
@@ -148,4 +156,3 @@ def queue_sending_statements(queue_arn: Any) -> list[Statement]:
 def account_arn(service: str, resource: str, **variables: Any) -> Sub:
     """``arn:<partition>:<service>:<region>:<account>:<resource>``; ``resource`` may hold ``${...}``."""
     return Sub(f"arn:${{AWS::Partition}}:{service}:${{AWS::Region}}:${{AWS::AccountId}}:{resource}", **variables)
-

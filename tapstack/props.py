@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
-from typing import Union
+from dataclasses import dataclass
+from typing import TypeAlias
 
 from troposphere import AWSHelperFn
 
 #: A value given either literally or as a CloudFormation expression of the host stack
 #: (``Ref(...)``, ``GetAtt(...)``, ``ImportValue(...)``).
-StrOrExpression = Union[str, AWSHelperFn]
+StrOrExpression: TypeAlias = "str | AWSHelperFn"
 
 #: The settings that can become CloudFormation parameters, by parameter name.
 PARAMETER_NAMES = (
@@ -28,17 +28,37 @@ PARAMETER_NAMES = (
 DEFAULT_PARAMETERS = frozenset(PARAMETER_NAMES) - {"FailedRemindersAlarmThreshold"}
 
 # CloudWatch Logs accepts only these retention periods.
-LOG_RETENTION_DAYS = (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192,
-                      2557, 2922, 3288, 3653)
+LOG_RETENTION_DAYS = (
+    1,
+    3,
+    5,
+    7,
+    14,
+    30,
+    60,
+    90,
+    120,
+    150,
+    180,
+    365,
+    400,
+    545,
+    731,
+    1096,
+    1827,
+    2192,
+    2557,
+    2922,
+    3288,
+    3653,
+)
 
 # The same patterns validate library settings here and CloudFormation parameters in the template.
 PREFIX_PATTERN = re.compile(r"^([A-Z][A-Za-z0-9]{0,19})?$")
 SUFFIX_PATTERN = re.compile(r"^[a-zA-Z0-9]+$")
 EMAIL_PATTERN = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 OFFSETS_PATTERN = re.compile(r"^[1-9]\d{0,4}(,[1-9]\d{0,4})*$")
-SCHEDULE_PATTERN = re.compile(
-    r"^(rate\((1 (minute|hour|day)|([2-9]|[1-9]\d+) (minutes|hours|days))\)|cron\([^()]+\))$"
-)
+SCHEDULE_PATTERN = re.compile(r"^(rate\((1 (minute|hour|day)|([2-9]|[1-9]\d+) (minutes|hours|days))\)|cron\([^()]+\))$")
 MAX_OFFSET_MINUTES = 99999  # the most the parameter's pattern accepts: five digits, about 69 days
 
 
@@ -121,8 +141,7 @@ class ReminderProps:
     def validate(self) -> None:
         """Raise ``ValueError`` naming the first setting that is not of the accepted form."""
         if not PREFIX_PATTERN.match(self.prefix):
-            _bad("prefix", "PascalCase letters and digits, up to 20, starting with a capital (or empty)",
-                 self.prefix)
+            _bad("prefix", "PascalCase letters and digits, up to 20, starting with a capital (or empty)", self.prefix)
         unknown = sorted(self.parameters - set(PARAMETER_NAMES))
         if unknown:
             _bad("parameters", f"names from {', '.join(PARAMETER_NAMES)}", unknown)
@@ -137,8 +156,11 @@ class ReminderProps:
         if not offsets or any(not isinstance(m, int) or isinstance(m, bool) for m in offsets):
             _bad("reminder_offsets_minutes", "a non-empty tuple of whole minutes, e.g. (1440, 60)", offsets)
         if len(set(offsets)) != len(offsets) or any(not 1 <= m <= MAX_OFFSET_MINUTES for m in offsets):
-            _bad("reminder_offsets_minutes",
-                 f"distinct minutes between 1 and {MAX_OFFSET_MINUTES}, e.g. (1440, 60)", offsets)
+            _bad(
+                "reminder_offsets_minutes",
+                f"distinct minutes between 1 and {MAX_OFFSET_MINUTES}, e.g. (1440, 60)",
+                offsets,
+            )
         if not SCHEDULE_PATTERN.match(self.schedule_expression):
             _bad("schedule_expression", "rate(5 minutes), rate(1 hour) or cron(...)", self.schedule_expression)
         if self.alarm_email and not EMAIL_PATTERN.match(self.alarm_email):

@@ -8,14 +8,29 @@ from typing import Any
 import yaml
 from cfn_clean import cfn_literal_parser, clean
 from cfn_flip import get_dumper, load_json
-from cfn_tools.odict import ODict
 from cfn_tools._config import config
+from cfn_tools.odict import ODict
 from troposphere import Template
 
-SECTION_ORDER = ("AWSTemplateFormatVersion", "Description", "Metadata", "Parameters", "Mappings", "Conditions",
-                 "Resources", "Outputs")
-RESOURCE_KEY_ORDER = ("Type", "Condition", "DependsOn", "DeletionPolicy", "UpdateReplacePolicy", "Metadata",
-                      "Properties")
+SECTION_ORDER = (
+    "AWSTemplateFormatVersion",
+    "Description",
+    "Metadata",
+    "Parameters",
+    "Mappings",
+    "Conditions",
+    "Resources",
+    "Outputs",
+)
+RESOURCE_KEY_ORDER = (
+    "Type",
+    "Condition",
+    "DependsOn",
+    "DeletionPolicy",
+    "UpdateReplacePolicy",
+    "Metadata",
+    "Properties",
+)
 
 
 def ordered(template: Template) -> dict[str, Any]:
@@ -53,8 +68,13 @@ def _inline(value: Any) -> bool:
     if isinstance(value, dict):
         if _intrinsic(value):
             argument = next(iter(value.values()))
-            return isinstance(argument, str) or (isinstance(argument, list) and all(
-                isinstance(a, (str, int)) or (isinstance(a, dict) and _intrinsic(a) and _inline(a)) for a in argument))
+            return isinstance(argument, str) or (
+                isinstance(argument, list)
+                and all(
+                    isinstance(a, (str, int)) or (isinstance(a, dict) and _intrinsic(a) and _inline(a))
+                    for a in argument
+                )
+            )
         return len(value) <= 4 and all(_inline(item) for item in value.values())
     return False
 
@@ -73,7 +93,8 @@ def _represent_map(dumper: yaml.Dumper, value: dict[str, Any]) -> yaml.Node:
     """Intrinsic functions as tags (cfn-flip's way); a small record of plain values on one line."""
     if not _intrinsic(value) and _one_line(value):
         return dumper.represent_mapping("tag:yaml.org,2002:map", ODict(value.items()), flow_style=True)
-    return _FLIP_MAP_REPRESENTER(dumper, value)
+    node: yaml.Node = _FLIP_MAP_REPRESENTER(dumper, value)
+    return node
 
 
 _FLIP_MAP_REPRESENTER = _Dumper.yaml_representers[ODict]
@@ -83,8 +104,10 @@ _Dumper.add_representer(ODict, _represent_map)
 
 def to_yaml(template: Template) -> str:
     data = cfn_literal_parser(clean(load_json(json.dumps(ordered(template)))))
-    return yaml.dump(data, Dumper=_Dumper, default_flow_style=False, allow_unicode=True,
-                     width=config.max_col_width)
+    text: str = yaml.dump(
+        data, Dumper=_Dumper, default_flow_style=False, allow_unicode=True, width=config.max_col_width
+    )
+    return text
 
 
 def to_json(template: Template) -> str:

@@ -38,7 +38,7 @@ class Settings:
         ``Sub`` when the suffix is a parameter, a plain string when it is baked in.
         """
         suffix = self.values["EnvironmentSuffix"]
-        suffix_text = suffix if isinstance(suffix, str) else "${%s}" % suffix.data["Ref"]
+        suffix_text = suffix if isinstance(suffix, str) else "${{{}}}".format(suffix.data["Ref"])
         text = pattern.format(f"{self.props.prefix}{name}-{suffix_text}")
         return Sub(text) if "${" in text else text
 
@@ -125,4 +125,3 @@ def add_parameters(template: Template, props: ReminderProps) -> Settings:
             spec.setdefault("Type", "String")
             values[name] = Ref(template.add_parameter(Parameter(f"{props.prefix}{name}", **spec)))
     return Settings(props=props, values=values)
-

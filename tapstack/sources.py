@@ -56,8 +56,11 @@ def _without_docstrings(tree: ast.Module) -> ast.Module:
 
 
 def _is_docstring(statement: ast.stmt) -> bool:
-    return (isinstance(statement, ast.Expr) and isinstance(statement.value, ast.Constant)
-            and isinstance(statement.value.value, str))
+    return (
+        isinstance(statement, ast.Expr)
+        and isinstance(statement.value, ast.Constant)
+        and isinstance(statement.value.value, str)
+    )
 
 
 def reindent(source: str, width: int = 2) -> str:
@@ -89,7 +92,7 @@ def reindent(source: str, width: int = 2) -> str:
     result = []
     for number, line in enumerate(lines, start=1):
         if number not in inside_strings:
-            line = line[min(shift_of.get(number, 0), len(line) - len(line.lstrip(" "))):]
+            line = line[min(shift_of.get(number, 0), len(line) - len(line.lstrip(" "))) :]
         result.append(line)
     return "\n".join(result) + "\n"
 

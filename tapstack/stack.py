@@ -19,7 +19,7 @@ from troposphere.stepfunctions import StateMachine
 from tapstack.alarms import add_alarm_topic, add_alarms, add_topic
 from tapstack.functions import BuiltFunction, add_functions
 from tapstack.props import ReminderProps
-from tapstack.settings import Settings, add_parameters
+from tapstack.settings import add_parameters
 from tapstack.storage import AppointmentsTableRef, add_appointments_table, add_key, add_reminders_table
 from tapstack.triggers import add_triggers
 from tapstack.workflow import CLAIM_LEASE_SECONDS, add_workflow
@@ -60,16 +60,18 @@ class AppointmentReminders:
         self.appointments = add_appointments_table(template, settings, self.key)
         self.reminders_table = add_reminders_table(template, settings, self.key)
         self.topic = add_topic(template, settings, self.key, "NotificationTopic", "AppointmentNotifications")
-        built = add_functions(template, settings, self.key, self.appointments, self.reminders_table, self.topic,
-                              CLAIM_LEASE_SECONDS)
+        built = add_functions(
+            template, settings, self.key, self.appointments, self.reminders_table, self.topic, CLAIM_LEASE_SECONDS
+        )
         self.built_functions: dict[str, BuiltFunction] = built
         self.functions = {name: b.function for name, b in built.items()}
         self.state_machine = add_workflow(template, settings, self.key, built)
         triggers = add_triggers(template, settings, self.key, self.appointments, self.state_machine)
         self.rule, self.pipe, self.dead_letter_queue = triggers.rule, triggers.pipe, triggers.dead_letter_queue
         self.alarm_topic = add_alarm_topic(template, settings, self.key)
-        self.alarms = add_alarms(template, settings, self.alarm_topic, self.state_machine, built,
-                                 self.dead_letter_queue)
+        self.alarms = add_alarms(
+            template, settings, self.alarm_topic, self.state_machine, built, self.dead_letter_queue
+        )
         if props.outputs:
             self._add_outputs()
 
@@ -92,8 +94,10 @@ class AppointmentReminders:
             "NotificationTopicArn": Ref(self.topic),
             "AlarmTopicArn": Ref(self.alarm_topic),
             "NotificationWorkflowArn": Ref(self.state_machine),
-            **{f"{name}Arn": GetAtt(self.functions[name], "Arn")
-               for name in ("AppointmentProcessorFunction", "EmailSenderFunction", "SmsSenderFunction")},
+            **{
+                f"{name}Arn": GetAtt(self.functions[name], "Arn")
+                for name in ("AppointmentProcessorFunction", "EmailSenderFunction", "SmsSenderFunction")
+            },
             # A host stack has its own name; only the stand-alone stack reports it.
             **({} if settings.props.prefix else {"StackName": Ref("AWS::StackName")}),
             "EnvironmentSuffix": settings["EnvironmentSuffix"],
@@ -121,7 +125,8 @@ _PREFIXES_ATTRIBUTE = "_tapstack_prefixes"
 def _prefixes(template: Template) -> set[str]:
     if not hasattr(template, _PREFIXES_ATTRIBUTE):
         setattr(template, _PREFIXES_ATTRIBUTE, set())
-    return getattr(template, _PREFIXES_ATTRIBUTE)
+    prefixes: set[str] = getattr(template, _PREFIXES_ATTRIBUTE)
+    return prefixes
 
 
 def build_template(props: ReminderProps | None = None) -> Template:

@@ -60,8 +60,14 @@ def add_key(template: Template, settings: Settings) -> Key:
                 Statement(
                     Effect=Allow,
                     Principal=Principal("Service", Sub("logs.${AWS::Region}.amazonaws.com")),
-                    Action=[kms.Encrypt, kms.Decrypt, kms.ReEncryptFrom, kms.ReEncryptTo, kms.GenerateDataKey,
-                            kms.DescribeKey],
+                    Action=[
+                        kms.Encrypt,
+                        kms.Decrypt,
+                        kms.ReEncryptFrom,
+                        kms.ReEncryptTo,
+                        kms.GenerateDataKey,
+                        kms.DescribeKey,
+                    ],
                     Resource=["*"],
                     Condition=Condition(
                         ArnLike("kms:EncryptionContext:aws:logs:arn", account_arn("logs", "log-group:*"))

@@ -126,9 +126,7 @@ def add_triggers(
             ),
             Target=workflow_arn,
             TargetParameters=PipeTargetParameters(
-                StepFunctionStateMachineParameters=PipeTargetStateMachineParameters(
-                    InvocationType="FIRE_AND_FORGET"
-                )
+                StepFunctionStateMachineParameters=PipeTargetStateMachineParameters(InvocationType="FIRE_AND_FORGET")
             ),
         )
     )

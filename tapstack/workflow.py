@@ -51,18 +51,25 @@ def lambda_retries() -> list[dict[str, Any]]:
     """Every handler is idempotent (claims and channel marks), so every one may be retried, also
     after a time-out or crash (``Lambda.Unknown``): a sender that already sent answers from its
     channel mark instead of sending again."""
-    return [{
-        "ErrorEquals": [*LAMBDA_TRANSIENT_ERRORS, "Lambda.TooManyRequestsException", "Lambda.Unknown", RETRYABLE_ERROR],
-        "IntervalSeconds": 2,
-        "MaxAttempts": 6,
-        "BackoffRate": 2,
-        "JitterStrategy": "FULL",
-    }]
+    return [
+        {
+            "ErrorEquals": [
+                *LAMBDA_TRANSIENT_ERRORS,
+                "Lambda.TooManyRequestsException",
+                "Lambda.Unknown",
+                RETRYABLE_ERROR,
+            ],
+            "IntervalSeconds": 2,
+            "MaxAttempts": 6,
+            "BackoffRate": 2,
+            "JitterStrategy": "FULL",
+        }
+    ]
 
 
 def invoke(function: str, payload: dict[str, Any] | str, timeout: int, **fields: Any) -> dict[str, Any]:
     """A Lambda task through the optimised integration, with its retries and a timeout."""
-    parameters: dict[str, Any] = {"FunctionName": "${%s}" % function}
+    parameters: dict[str, Any] = {"FunctionName": f"${{{function}}}"}
     if isinstance(payload, str):
         parameters["Payload.$"] = payload
     else:
@@ -172,8 +179,15 @@ def definition(functions: dict[str, BuiltFunction], max_concurrency: int) -> dic
                     },
                 },
                 "TimeoutSeconds": 60,
-                "Retry": [{"ErrorEquals": ["States.TaskFailed"], "IntervalSeconds": 2, "MaxAttempts": 3,
-                           "BackoffRate": 2, "JitterStrategy": "FULL"}],
+                "Retry": [
+                    {
+                        "ErrorEquals": ["States.TaskFailed"],
+                        "IntervalSeconds": 2,
+                        "MaxAttempts": 3,
+                        "BackoffRate": 2,
+                        "JitterStrategy": "FULL",
+                    }
+                ],
                 "End": True,
             },
             "Done": {"Type": "Succeed"},
@@ -181,17 +195,18 @@ def definition(functions: dict[str, BuiltFunction], max_concurrency: int) -> dic
     }
 
 
-def add_workflow(
-    template: Template, settings: Settings, key: Key, functions: dict[str, BuiltFunction]
-) -> StateMachine:
+def add_workflow(template: Template, settings: Settings, key: Key, functions: dict[str, BuiltFunction]) -> StateMachine:
     name = settings.physical_name("NotificationWorkflow")
     # Built from the name, not GetAtt: the role must exist before the state machine it serves.
     own_arn = settings.physical_name(
         "NotificationWorkflow", "arn:${{AWS::Partition}}:states:${{AWS::Region}}:${{AWS::AccountId}}:stateMachine:{}"
     )
     log_group = add_log_group(
-        template, settings, "StepFunctionsLogGroup", settings.physical_name("NotificationWorkflow",
-                                                                           "/aws/vendedlogs/states/{}"), key
+        template,
+        settings,
+        "StepFunctionsLogGroup",
+        settings.physical_name("NotificationWorkflow", "/aws/vendedlogs/states/{}"),
+        key,
     )
     role = template.add_resource(
         Role(
@@ -204,9 +219,18 @@ def add_workflow(
                     + policies.execution_starting_statements(own_arn)
                     + policies.log_delivery_statements()
                     # X-Ray authorises trace uploads and sampling only on "*".
-                    + [Statement(Effect=Allow, Action=[xray.PutTraceSegments, xray.PutTelemetryRecords,
-                                                       xray.GetSamplingRules, xray.GetSamplingTargets],
-                                 Resource=["*"])],
+                    + [
+                        Statement(
+                            Effect=Allow,
+                            Action=[
+                                xray.PutTraceSegments,
+                                xray.PutTelemetryRecords,
+                                xray.GetSamplingRules,
+                                xray.GetSamplingTargets,
+                            ],
+                            Resource=["*"],
+                        )
+                    ],
                 )
             ],
         )
@@ -227,8 +251,9 @@ def add_workflow(
             LoggingConfiguration=LoggingConfiguration(
                 Level="ERROR",
                 IncludeExecutionData=False,
-                Destinations=[LogDestination(CloudWatchLogsLogGroup=CloudWatchLogsLogGroup(
-                    LogGroupArn=GetAtt(log_group, "Arn")))],
+                Destinations=[
+                    LogDestination(CloudWatchLogsLogGroup=CloudWatchLogsLogGroup(LogGroupArn=GetAtt(log_group, "Arn")))
+                ],
             ),
             TracingConfiguration=TracingConfiguration(Enabled=True),
         )

@@ -14,7 +14,7 @@ def matches(actual: Any, expected: Any) -> bool:
         return (
             isinstance(actual, list)
             and len(actual) == len(expected)
-            and all(matches(a, e) for a, e in zip(actual, expected))
+            and all(matches(a, e) for a, e in zip(actual, expected, strict=False))
         )
     return bool(actual == expected)
 

@@ -10,7 +10,7 @@ import pytest
 import time_machine
 
 from tapstack.cli import render
-from tapstack.local import LocalDeployment
+from tapstack.local import LocalDeployment, load_template
 from tests.support import SENDER, START
 
 
@@ -18,6 +18,12 @@ from tests.support import SENDER, START
 def template_text() -> str:
     """The template exactly as ``python build.py`` writes it."""
     return render("yaml")
+
+
+@pytest.fixture(scope="session")
+def template_data(template_text: str) -> dict[str, Any]:
+    """That text, parsed once (each deployment takes its own copy)."""
+    return load_template(template_text)
 
 
 @pytest.fixture
@@ -28,7 +34,7 @@ def clock() -> Iterator[time_machine.Coordinates]:
 
 
 @pytest.fixture
-def deploy(template_text: str, clock: time_machine.Coordinates) -> Iterator[Callable[..., LocalDeployment]]:
+def deploy(template_data: dict[str, Any], clock: time_machine.Coordinates) -> Iterator[Callable[..., LocalDeployment]]:
     """Deploy the generated template into moto: ``deploy(ReminderOffsetsMinutes="1440,60")``.
 
     By default the functions run from their files in ``handlers/`` (so coverage sees them);
@@ -38,7 +44,7 @@ def deploy(template_text: str, clock: time_machine.Coordinates) -> Iterator[Call
 
         def make(inlined: bool = False, **parameters: Any) -> LocalDeployment:
             values = {"SenderEmail": SENDER, **parameters}
-            return stack.enter_context(LocalDeployment(template_text, values, use_handler_files=not inlined))
+            return stack.enter_context(LocalDeployment(template_data, values, use_handler_files=not inlined))
 
         yield make
 

@@ -118,3 +118,27 @@ def allowing_resources(statements: Iterable[Mapping[str, Any]], request: Request
             if pattern is not None:
                 found.append(pattern)
     return found
+
+
+LOG_DELIVERY_ACTIONS = (
+    "logs:CreateLogDelivery",
+    "logs:GetLogDelivery",
+    "logs:UpdateLogDelivery",
+    "logs:DeleteLogDelivery",
+    "logs:ListLogDeliveries",
+    "logs:PutResourcePolicy",
+    "logs:DescribeResourcePolicies",
+    "logs:DescribeLogGroups",
+)
+
+#: Actions whose only resource can be ``*``, with the reason.
+STAR_ACTIONS = {
+    "sns:Publish": "a phone number has no ARN: SNS authorises direct SMS only on *",
+    "sns:CheckIfPhoneNumberIsOptedOut": "names no resource",
+    "dynamodb:ListStreams": "names no stream",
+    "xray:PutTraceSegments": "X-Ray has no resource-level permissions",
+    "xray:PutTelemetryRecords": "X-Ray has no resource-level permissions",
+    "xray:GetSamplingRules": "X-Ray has no resource-level permissions",
+    "xray:GetSamplingTargets": "X-Ray has no resource-level permissions",
+    **dict.fromkeys(LOG_DELIVERY_ACTIONS, "CloudWatch Logs' vended log delivery authorises only on *"),
+}

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 from boto3.dynamodb.types import TypeSerializer
@@ -11,7 +11,7 @@ from tapstack.local import LocalDeployment
 
 SENDER = "reminders@example.com"
 #: A Monday, 09:00 UTC.
-START = datetime(2026, 3, 2, 9, 0, tzinfo=timezone.utc)
+START = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 NOW = int(START.timestamp())
 HOUR = 3600
 DAY = 86400
@@ -70,3 +70,27 @@ def sent_sms(deployment: LocalDeployment) -> list[tuple[str, str]]:
     from moto.sns.models import sns_backends
 
     return list(sns_backends[DEFAULT_ACCOUNT_ID][deployment.region].sms_messages.values())
+
+
+def claimed_reminder(deployment: LocalDeployment, token: str | None, **fields: Any) -> dict[str, Any]:
+    """Write reminder a1#1440 as the processor leaves it when it claims it (SENDING, in the due
+    index, leased); ``fields`` add or replace attributes, None leaves one out."""
+    item = {
+        "reminderId": "a1#1440",
+        "appointmentId": "a1",
+        "offsetMinutes": 1440,
+        "state": "SENDING",
+        "claimToken": token,
+        "claimExpiresAt": NOW + 1860,
+        "dueShard": "3",
+        "attemptAt": NOW + 1860,
+        "appointmentTime": NOW + DAY,
+        "dueAt": NOW,
+        **fields,
+    }
+    item = {k: v for k, v in item.items() if v is not None}
+    serializer = TypeSerializer()
+    deployment.client("dynamodb").put_item(
+        TableName=deployment.table_name("RemindersTable"), Item={k: serializer.serialize(v) for k, v in item.items()}
+    )
+    return item

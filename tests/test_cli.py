@@ -39,8 +39,11 @@ def test_check_fails_and_shows_the_difference_when_a_file_is_stale(
 ) -> None:
     path = checkout / name
     text = path.read_text()
-    stale = text.replace("NotificationWorkflow", "OldWorkflow", 1) if name != "README.md" else text.replace(
-        README_END, "stale line\n" + README_END)
+    stale = (
+        text.replace("NotificationWorkflow", "OldWorkflow", 1)
+        if name != "README.md"
+        else text.replace(README_END, "stale line\n" + README_END)
+    )
     path.write_text(stale)
     assert build_main(["--check"]) == 1
     err = capsys.readouterr().err
@@ -67,12 +70,16 @@ def test_output_and_json_format(tmp_path: Path) -> None:
     assert not (tmp_path / "docs").exists(), "diagrams are written only with the default output"
 
 
-@pytest.mark.parametrize("where,message", [
-    ("directory", "is a directory; give a file path"),
-    ("missing/parent/stack.yml", "does not exist"),
-])
-def test_a_bad_output_path_is_a_clear_error(tmp_path: Path, capsys: pytest.CaptureFixture[str],
-                                           where: str, message: str) -> None:
+@pytest.mark.parametrize(
+    ("where", "message"),
+    [
+        ("directory", "is a directory; give a file path"),
+        ("missing/parent/stack.yml", "does not exist"),
+    ],
+)
+def test_a_bad_output_path_is_a_clear_error(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], where: str, message: str
+) -> None:
     target = tmp_path / where
     if where == "directory":
         target.mkdir()

@@ -21,8 +21,9 @@ def template(template_text: str) -> dict[str, Any]:
 
 
 def processor_calls(deployment: LocalDeployment, operation: str) -> list[Any]:
-    return [c for c in deployment.monitor.calls
-            if c.function == "AppointmentProcessorFunction" and c.operation == operation]
+    return [
+        c for c in deployment.monitor.calls if c.function == "AppointmentProcessorFunction" and c.operation == operation
+    ]
 
 
 def test_1_due_reminders_are_found_by_a_key_condition_not_a_filter(deploy: Any, clock: Any) -> None:
@@ -81,8 +82,11 @@ def test_5_the_booking_is_never_written_and_failures_are_not_successes(deploy: A
     assert record["state"] == "FAILED"
     assert (record["emailResult"]["reason"], record["smsResult"]["reason"]) == ("InvalidAddress", "InvalidPhoneNumber")
     appointments = stack.table_name("AppointmentsTable")
-    writes = [c for c in stack.monitor.calls
-              if c.params.get("TableName") == appointments and c.operation in ("PutItem", "UpdateItem", "DeleteItem")]
+    writes = [
+        c
+        for c in stack.monitor.calls
+        if c.params.get("TableName") == appointments and c.operation in ("PutItem", "UpdateItem", "DeleteItem")
+    ]
     assert writes == []
 
 

@@ -48,11 +48,16 @@ def test_the_inlined_code_is_the_same_program_without_documentation(module: str)
 
 
 def test_stripping_keeps_strings_and_code() -> None:
-    source = '"""Module."""\nimport os  # why\n\n\ndef f(a):\n    """Doc."""\n    text = """line\n\n    # kept"""\n    return {\n        "a": a,  # note\n    }\n'
+    source = (
+        '"""Module."""\nimport os  # why\n\n\ndef f(a):\n    """Doc."""\n'
+        '    text = """line\n\n    # kept"""\n    return {\n        "a": a,  # note\n    }\n'
+    )
     assert strip_documentation(source) == (
-        'import os\ndef f(a):\n    text = """line\n\n    # kept"""\n    return {\n        "a": a,\n    }\n')
+        'import os\ndef f(a):\n    text = """line\n\n    # kept"""\n    return {\n        "a": a,\n    }\n'
+    )
     assert reindent(strip_documentation(source), width=1) == (
-        'import os\ndef f(a):\n text = """line\n\n    # kept"""\n return {\n     "a": a,\n }\n')
+        'import os\ndef f(a):\n text = """line\n\n    # kept"""\n return {\n     "a": a,\n }\n'
+    )
     assert compact(source) == reindent(strip_documentation(source), width=1)
 
 
@@ -61,7 +66,9 @@ def test_a_change_of_meaning_is_refused() -> None:
         strip_documentation('def f():\n    """Only a docstring."""\n')
 
 
-def test_trailing_whitespace_in_a_handler_is_refused(tmp_path: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_trailing_whitespace_in_a_handler_is_refused(
+    tmp_path: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
     import tapstack.sources as sources
 
     path = tmp_path / "broken.py"  # type: ignore[operator]
@@ -77,3 +84,14 @@ def test_compacting_refuses_to_change_the_program(monkeypatch: pytest.MonkeyPatc
     monkeypatch.setattr(sources, "reindent", lambda source, width=2: source.replace("+ 1", "+ 2"))
     with pytest.raises(ValueError, match="changed its code"):
         sources.compact("def f(a):\n    return a + 1\n")
+
+
+def test_the_two_senders_share_one_mechanism_line_for_line() -> None:
+    """Each inlined handler must stand alone, so the channel-mark mechanism is written twice;
+    this keeps the two copies the same (only the provider's name differs)."""
+
+    def mechanism(module: str) -> str:
+        source = handler_path(module).read_text(encoding="utf-8")
+        return source[source.index("TRANSIENT = re.compile") : source.index("def problem(")]
+
+    assert mechanism("send_sms") == mechanism("send_email").replace("SES", "SNS")

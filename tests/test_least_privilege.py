@@ -36,26 +36,10 @@ from tapstack.render import to_yaml
 from tapstack.triggers import PIPE_MAXIMUM_RETRY_ATTEMPTS
 from tapstack.workflow import CONTINUATION_SOURCE
 from tests import iam
+from tests.iam import LOG_DELIVERY_ACTIONS, STAR_ACTIONS
 from tests.support import DAY, HOUR, OPTED_OUT_PHONE, SENDER, START, appointment, put_appointment, reminder
 
 # ---- what cannot be observed, and where AWS authorises only on "*" -------------------------------
-
-LOG_DELIVERY_ACTIONS = (
-    "logs:CreateLogDelivery", "logs:GetLogDelivery", "logs:UpdateLogDelivery", "logs:DeleteLogDelivery",
-    "logs:ListLogDeliveries", "logs:PutResourcePolicy", "logs:DescribeResourcePolicies", "logs:DescribeLogGroups",
-)
-
-#: Actions whose only resource can be ``*``, with the reason.
-STAR_ACTIONS = {
-    "sns:Publish": "a phone number has no ARN: SNS authorises direct SMS only on *",
-    "sns:CheckIfPhoneNumberIsOptedOut": "names no resource",
-    "dynamodb:ListStreams": "names no stream",
-    "xray:PutTraceSegments": "X-Ray has no resource-level permissions",
-    "xray:PutTelemetryRecords": "X-Ray has no resource-level permissions",
-    "xray:GetSamplingRules": "X-Ray has no resource-level permissions",
-    "xray:GetSamplingTargets": "X-Ray has no resource-level permissions",
-    **{action: "CloudWatch Logs' vended log delivery authorises only on *" for action in LOG_DELIVERY_ACTIONS},
-}
 
 
 @dataclass(frozen=True)
@@ -70,18 +54,38 @@ class Unobservable:
 
 ANY_ROLE = frozenset({"function", "pipe", "workflow", "schedule"})
 UNOBSERVABLE = (
-    Unobservable(frozenset({"function"}), ("logs:CreateLogStream", "logs:PutLogEvents"), "AWS::Logs::LogGroup",
-                 "Lambda writes the function's log with the function's role; locally the log is a list"),
-    Unobservable(ANY_ROLE, ("xray:*",), "*",
-                 "the Lambda and Step Functions runtimes upload the traces (active tracing); moto has no X-Ray"),
-    Unobservable(ANY_ROLE, ("kms:*",), "AWS::KMS::Key",
-                 "Lambda decrypts the environment; DynamoDB, SNS and SQS use the key with the caller's role; "
-                 "moto does not check KMS on their behalf"),
-    Unobservable(frozenset({"pipe"}), ("dynamodb:ListStreams",), "*",
-                 "EventBridge Pipes requires it for a DynamoDB stream source (documented execution-role "
-                 "permissions); the local pipe reads the stream ARN it is given"),
-    Unobservable(frozenset({"workflow"}), LOG_DELIVERY_ACTIONS, "*",
-                 "Step Functions sets up the vended log delivery of its LoggingConfiguration with the role"),
+    Unobservable(
+        frozenset({"function"}),
+        ("logs:CreateLogStream", "logs:PutLogEvents"),
+        "AWS::Logs::LogGroup",
+        "Lambda writes the function's log with the function's role; locally the log is a list",
+    ),
+    Unobservable(
+        ANY_ROLE,
+        ("xray:*",),
+        "*",
+        "the Lambda and Step Functions runtimes upload the traces (active tracing); moto has no X-Ray",
+    ),
+    Unobservable(
+        ANY_ROLE,
+        ("kms:*",),
+        "AWS::KMS::Key",
+        "Lambda decrypts the environment; DynamoDB, SNS and SQS use the key with the caller's role; "
+        "moto does not check KMS on their behalf",
+    ),
+    Unobservable(
+        frozenset({"pipe"}),
+        ("dynamodb:ListStreams",),
+        "*",
+        "EventBridge Pipes requires it for a DynamoDB stream source (documented execution-role "
+        "permissions); the local pipe reads the stream ARN it is given",
+    ),
+    Unobservable(
+        frozenset({"workflow"}),
+        LOG_DELIVERY_ACTIONS,
+        "*",
+        "Step Functions sets up the vended log delivery of its LoggingConfiguration with the role",
+    ),
 )
 
 # ---- the template's roles and who uses them -----------------------------------------------------
@@ -124,8 +128,14 @@ ROLES = sorted(PRINCIPALS)
 
 # ---- calls → IAM requests -----------------------------------------------------------------------
 
-IAM_PREFIX = {"dynamodb": "dynamodb", "dynamodbstreams": "dynamodb", "ses": "ses", "sns": "sns", "sqs": "sqs",
-              "stepfunctions": "states"}
+IAM_PREFIX = {
+    "dynamodb": "dynamodb",
+    "dynamodbstreams": "dynamodb",
+    "ses": "ses",
+    "sns": "sns",
+    "sqs": "sqs",
+    "stepfunctions": "states",
+}
 
 
 @dataclass(frozen=True)
@@ -280,8 +290,14 @@ def email_transient_and_unknown_outcome(make: Make, clock: Any) -> None:
 
 def pipe_dead_letter(make: Make, clock: Any) -> None:
     stack = make()
-    stack.inject("stepfunctions", "StartExecution", "ServiceUnavailable", times=1 + PIPE_MAXIMUM_RETRY_ATTEMPTS,
-                 function=stack.pipe.logical_id, status=503)
+    stack.inject(
+        "stepfunctions",
+        "StartExecution",
+        "ServiceUnavailable",
+        times=1 + PIPE_MAXIMUM_RETRY_ATTEMPTS,
+        function=stack.pipe.logical_id,
+        status=503,
+    )
     put_appointment(stack, appointment("undeliverable", DAY + HOUR))
     assert stack.run_pipe() == []
     assert len(stack.pipe.dead_letters) == 1
@@ -309,7 +325,8 @@ SCENARIOS: dict[str, Callable[[Make, Any], None]] = {
     # transient and permanent SES errors, an invalid phone, malformed input, lease expiry re-claim.
     "due reminder": lambda make, clock: e2e.test_a_due_reminder_goes_out_once_by_email_and_sms(make(), clock),
     "cancelled and deleted": lambda make, clock: e2e.test_nothing_for_future_past_cancelled_or_deleted_appointments(
-        make(), clock),
+        make(), clock
+    ),
     "moved": lambda make, clock: e2e.test_a_moved_appointment_is_reminded_only_for_its_new_time(make(), clock),
     "short notice": lambda make, clock: e2e.test_a_short_notice_booking_is_reminded_at_once(make),
     "throttled email": lambda make, clock: e2e.test_throttled_email_is_retried_then_sent(make(), clock),
@@ -317,7 +334,8 @@ SCENARIOS: dict[str, Callable[[Make, Any], None]] = {
     "invalid phone": lambda make, clock: e2e.test_invalid_phone_is_failed_with_a_reason(make()),
     "malformed": lambda make, clock: e2e.test_a_malformed_appointment_does_not_stop_the_good_ones(make()),
     "lease expiry": lambda make, clock: e2e.test_a_claim_whose_execution_died_is_sent_once_after_the_lease(
-        make(), clock),
+        make(), clock
+    ),
     # Paths the end-to-end tests do not take.
     "sms faults and opt-out": sms_faults_and_opt_out,
     "email transient and unknown outcome": email_transient_and_unknown_outcome,
@@ -333,8 +351,11 @@ def run_scenario(name: str, scenario: Callable[[Make, Any], None], template_text
         made: list[tuple[LocalDeployment, set[int]]] = []
 
         def make(inlined: bool = True, template: str | None = None, **parameters: Any) -> LocalDeployment:
-            deployment = stack.enter_context(LocalDeployment(
-                template or template_text, {"SenderEmail": SENDER, **parameters}, use_handler_files=not inlined))
+            deployment = stack.enter_context(
+                LocalDeployment(
+                    template or template_text, {"SenderEmail": SENDER, **parameters}, use_handler_files=not inlined
+                )
+            )
             direct: set[int] = set()  # the scenario's own deployment.invoke: not the workflow's invocations
             invoke = deployment.invoke
 
@@ -387,18 +408,28 @@ def resource_kind(template: dict[str, Any], resource: Any) -> str | None:
 
 def unobservable(template: dict[str, Any], grant_role: str, action: str, resource: Any) -> Unobservable | None:
     kind = PRINCIPALS[grant_role][0]
-    return next((u for u in UNOBSERVABLE if kind in u.kinds and resource_kind(template, resource) == u.resource
-                 and any(iam.action_matches(p, action) for p in u.actions)), None)
+    return next(
+        (
+            u
+            for u in UNOBSERVABLE
+            if kind in u.kinds
+            and resource_kind(template, resource) == u.resource
+            and any(iam.action_matches(p, action) for p in u.actions)
+        ),
+        None,
+    )
 
 
 def grants(evidence: Evidence, role: str) -> Iterator[tuple[Grant, dict[str, Any], Any]]:
     """(grant, the one-action one-resource resolved statement, the unresolved resource) of each Allow."""
     unresolved = role_statements(evidence.template, role)
-    for raw, statement in zip(unresolved, evidence.statements[role]):
+    for raw, statement in zip(unresolved, evidence.statements[role], strict=False):
         if statement["Effect"] != "Allow":
             continue
         for action in iam.as_list(statement["Action"]):
-            for expression, resource in zip(iam.as_list(raw["Resource"]), iam.as_list(statement["Resource"])):
+            for expression, resource in zip(
+                iam.as_list(raw["Resource"]), iam.as_list(statement["Resource"]), strict=False
+            ):
                 single = {**statement, "Action": [action], "Resource": [resource]}
                 yield Grant(role, action, json.dumps(expression, sort_keys=True)), single, expression
 
@@ -415,8 +446,12 @@ STATEMENTS: list[dict[str, Any]] = [
     {"Effect": "Allow", "Action": ["dynamodb:UpdateItem"], "Resource": ["arn:aws:dynamodb:us-east-1:1:table/T"]},
     {"Effect": "Allow", "Action": ["dynamodb:Query"], "Resource": ["arn:aws:dynamodb:us-east-1:1:table/T/index/*"]},
     {"Effect": "Allow", "Action": ["s3:Get*"], "Resource": ["arn:aws:s3:::bucket/?.txt"]},
-    {"Effect": "Allow", "Action": ["sns:Publish"], "Resource": ["*"],
-     "Condition": {"StringEquals": {"aws:RequestedRegion": "us-east-1"}}},
+    {
+        "Effect": "Allow",
+        "Action": ["sns:Publish"],
+        "Resource": ["*"],
+        "Condition": {"StringEquals": {"aws:RequestedRegion": "us-east-1"}},
+    },
     {"Effect": "Deny", "Action": ["sns:Publish"], "Resource": ["arn:aws:sns:*:*:*"]},
 ]
 
@@ -446,10 +481,18 @@ def test_the_evaluator_decides_as_iam(action: str, resource: str, region: str, d
 @pytest.mark.parametrize(
     "statement",
     [
-        {"Effect": "Allow", "Action": ["sns:Publish"], "Resource": ["*"],
-         "Condition": {"StringLike": {"aws:RequestedRegion": "us-*"}}},
-        {"Effect": "Allow", "Action": ["sns:Publish"], "Resource": ["*"],
-         "Condition": {"StringEquals": {"aws:SourceArn": "arn:aws:sns:us-east-1:1:t"}}},
+        {
+            "Effect": "Allow",
+            "Action": ["sns:Publish"],
+            "Resource": ["*"],
+            "Condition": {"StringLike": {"aws:RequestedRegion": "us-*"}},
+        },
+        {
+            "Effect": "Allow",
+            "Action": ["sns:Publish"],
+            "Resource": ["*"],
+            "Condition": {"StringEquals": {"aws:SourceArn": "arn:aws:sns:us-east-1:1:t"}},
+        },
         {"Effect": "Allow", "NotAction": ["sns:Publish"], "Resource": ["*"]},
         {"Effect": "Allow", "Action": ["sns:Publish"], "NotResource": ["*"]},
         {"Effect": "Allow", "Action": ["sns:Publish"], "Resource": ["arn:aws:sns:${aws:RequestedRegion}:1:t"]},
@@ -500,8 +543,7 @@ def test_every_call_is_allowed_by_a_grant_on_its_resource(evidence: list[Evidenc
             allowed_by = iam.allowing_resources(statements, request)
             if allowed_by and request.resource != "*" and set(allowed_by) == {"*"}:
                 wrong.append(f"{call} [{evidence_.scenario}]: allowed only by a grant on *")
-    assert not wrong, f"{role}: calls not allowed as they should be:\n" + "\n".join(wrong) + "\n" + seen(evidence,
-                                                                                                           role)
+    assert not wrong, f"{role}: calls not allowed as they should be:\n" + "\n".join(wrong) + "\n" + seen(evidence, role)
 
 
 @pytest.mark.parametrize("role", ROLES)
@@ -516,14 +558,22 @@ def test_every_grant_is_used(evidence: list[Evidence], role: str) -> None:
                 excused[grant] = reason
             # A grant on "*" is used only by requests that name no resource (an SMS to a phone
             # number), not by a call on an ARN that a narrower grant should allow.
-            if any(iam.matching_resource(statement, r) for o in observed for r in o.requests()
-                   if r.resource == "*" or statement["Resource"] != ["*"]):
+            if any(
+                iam.matching_resource(statement, r)
+                for o in observed
+                for r in o.requests()
+                if r.resource == "*" or statement["Resource"] != ["*"]
+            ):
                 used.add(grant)
     unused = [f"{g} = {granted[g]}" for g in granted if g not in used and g not in excused]
     assert not unused, f"{role}: grants no call used:\n  " + "\n  ".join(unused) + "\n" + seen(evidence, role)
 
 
 def test_every_unobservable_entry_excuses_a_grant(evidence: list[Evidence]) -> None:
-    applied = {unobservable(e.template, role, g.action, expression)
-               for e in evidence for role in e.statements for g, _, expression in grants(e, role)}
+    applied = {
+        unobservable(e.template, role, g.action, expression)
+        for e in evidence
+        for role in e.statements
+        for g, _, expression in grants(e, role)
+    }
     assert set(UNOBSERVABLE) <= applied, [u.reason for u in UNOBSERVABLE if u not in applied]

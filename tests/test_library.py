@@ -37,25 +37,28 @@ def host() -> dict[str, Any]:
 # ---- props ----------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("settings,field,accepted", [
-    ({"reminder_offsets_minutes": ()}, "reminder_offsets_minutes", "non-empty"),
-    ({"reminder_offsets_minutes": (60, 60)}, "reminder_offsets_minutes", "distinct minutes"),
-    ({"reminder_offsets_minutes": (0,)}, "reminder_offsets_minutes", "between 1 and 99999"),
-    ({"reminder_offsets_minutes": ("60",)}, "reminder_offsets_minutes", "whole minutes"),
-    ({"sender_email": ""}, "sender_email", "an email address"),
-    ({"sender_email": None, "parameters": frozenset()}, "sender_email", "cannot be left empty"),
-    ({"prefix": "clinic"}, "prefix", "PascalCase"),
-    ({"prefix": "Clinic-1"}, "prefix", "PascalCase"),
-    ({"parameters": frozenset({"Nope"})}, "parameters", "names from EnvironmentSuffix"),
-    ({"environment_suffix": "dev-1"}, "environment_suffix", "letters and digits"),
-    ({"schedule_expression": "every 5 minutes"}, "schedule_expression", "rate(5 minutes)"),
-    ({"alarm_email": "ops"}, "alarm_email", "an email address or empty"),
-    ({"log_retention_days": 10}, "log_retention_days", "one of"),
-    ({"claim_batch_size": 0}, "claim_batch_size", "from 1 to 150"),
-    ({"max_concurrency": 100}, "max_concurrency", "from 1 to 40"),
-    ({"reserved_concurrency": 0}, "reserved_concurrency", "from 1 to 1000"),
-    ({"reminder_retention_days": True}, "reminder_retention_days", "whole number"),
-])
+@pytest.mark.parametrize(
+    ("settings", "field", "accepted"),
+    [
+        ({"reminder_offsets_minutes": ()}, "reminder_offsets_minutes", "non-empty"),
+        ({"reminder_offsets_minutes": (60, 60)}, "reminder_offsets_minutes", "distinct minutes"),
+        ({"reminder_offsets_minutes": (0,)}, "reminder_offsets_minutes", "between 1 and 99999"),
+        ({"reminder_offsets_minutes": ("60",)}, "reminder_offsets_minutes", "whole minutes"),
+        ({"sender_email": ""}, "sender_email", "an email address"),
+        ({"sender_email": None, "parameters": frozenset()}, "sender_email", "cannot be left empty"),
+        ({"prefix": "clinic"}, "prefix", "PascalCase"),
+        ({"prefix": "Clinic-1"}, "prefix", "PascalCase"),
+        ({"parameters": frozenset({"Nope"})}, "parameters", "names from EnvironmentSuffix"),
+        ({"environment_suffix": "dev-1"}, "environment_suffix", "letters and digits"),
+        ({"schedule_expression": "every 5 minutes"}, "schedule_expression", "rate(5 minutes)"),
+        ({"alarm_email": "ops"}, "alarm_email", "an email address or empty"),
+        ({"log_retention_days": 10}, "log_retention_days", "one of"),
+        ({"claim_batch_size": 0}, "claim_batch_size", "from 1 to 150"),
+        ({"max_concurrency": 100}, "max_concurrency", "from 1 to 40"),
+        ({"reserved_concurrency": 0}, "reserved_concurrency", "from 1 to 1000"),
+        ({"reminder_retention_days": True}, "reminder_retention_days", "whole number"),
+    ],
+)
 def test_bad_settings_are_refused_naming_the_field_and_the_accepted_form(
     settings: dict[str, Any], field: str, accepted: str
 ) -> None:
@@ -64,9 +67,9 @@ def test_bad_settings_are_refused_naming_the_field_and_the_accepted_form(
 
 
 def test_existing_table_values_are_checked() -> None:
-    with pytest.raises(ValueError, match="existing_appointments_table.name: expected a DynamoDB table name"):
+    with pytest.raises(ValueError, match=r"existing_appointments_table\.name: expected a DynamoDB table name"):
         ExistingAppointmentsTable(name="no spaces allowed", stream_arn=GetAtt("T", "StreamArn"))
-    with pytest.raises(ValueError, match="existing_appointments_table.stream_arn: expected a DynamoDB stream ARN"):
+    with pytest.raises(ValueError, match=r"existing_appointments_table\.stream_arn: expected a DynamoDB stream ARN"):
         ExistingAppointmentsTable(name="Bookings", stream_arn="bookings-stream")
 
 
@@ -86,8 +89,13 @@ def test_a_prefix_is_used_once_per_template() -> None:
 
 
 def test_public_api() -> None:
-    assert set(tapstack.__all__) >= {"AppointmentReminders", "ReminderProps", "ExistingAppointmentsTable",
-                                     "build_template", "__version__"}
+    assert set(tapstack.__all__) >= {
+        "AppointmentReminders",
+        "ReminderProps",
+        "ExistingAppointmentsTable",
+        "build_template",
+        "__version__",
+    }
     assert tapstack.__version__.count(".") == 2
     assert (ROOT / "tapstack" / "py.typed").is_file()
 
@@ -100,15 +108,23 @@ def test_the_construct_exposes_what_it_made() -> None:
     assert system.state_machine.title == "ClinicNotificationWorkflow"
     assert system.topic.title == "ClinicNotificationTopic"
     assert sorted(f.title for f in system.functions.values()) == [
-        "ClinicAppointmentProcessorFunction", "ClinicEmailSenderFunction", "ClinicSmsSenderFunction",
+        "ClinicAppointmentProcessorFunction",
+        "ClinicEmailSenderFunction",
+        "ClinicSmsSenderFunction",
         "ClinicStatusUpdaterFunction",
     ]
     assert system.pipe.title == "ClinicAppointmentStreamPipe" and system.rule.title == "ClinicScheduledNotificationRule"
 
 
 def test_baked_in_settings_make_no_parameters() -> None:
-    template = build_template(ReminderProps(parameters=frozenset(), sender_email="r@example.com",
-                                            reminder_offsets_minutes=(1440, 60), deletion_protection=False))
+    template = build_template(
+        ReminderProps(
+            parameters=frozenset(),
+            sender_email="r@example.com",
+            reminder_offsets_minutes=(1440, 60),
+            deletion_protection=False,
+        )
+    )
     data = template.to_dict()
     assert "Parameters" not in data
     processor = data["Resources"]["AppointmentProcessorFunction"]["Properties"]
@@ -136,7 +152,9 @@ def test_two_systems_share_nothing_by_name(host: dict[str, Any]) -> None:
                 names[value] += 1
     assert names and max(names.values()) == 1, [n for n, c in names.items() if c > 1]
     assert {"PatientNotificationWorkflow", "LabNotificationWorkflow"} <= set(host["Resources"])
-    workflows = [r["Properties"]["StateMachineName"] for r in resources(host, "AWS::StepFunctions::StateMachine").values()]
+    workflows = [
+        r["Properties"]["StateMachineName"] for r in resources(host, "AWS::StepFunctions::StateMachine").values()
+    ]
     assert sorted(workflows) == ["LabNotificationWorkflow-prod", "PatientNotificationWorkflow-prod"]
 
 
@@ -145,10 +163,14 @@ def test_existing_table_is_read_not_created(host: dict[str, Any]) -> None:
     pipe = host["Resources"]["PatientAppointmentStreamPipe"]["Properties"]
     assert pipe["Source"] == {"Fn::GetAtt": ["BookingsTable", "StreamArn"]}
     processor = granted(host["Resources"]["PatientAppointmentProcessorRole"])
-    assert processor["dynamodb:BatchGetItem"] == [{"Fn::Sub": [
-        "arn:${AWS::Partition}:dynamodb:${AWS::Region}:${AWS::AccountId}:table/${Name}",
-        {"Name": {"Ref": "BookingsTable"}},
-    ]}]
+    assert processor["dynamodb:BatchGetItem"] == [
+        {
+            "Fn::Sub": [
+                "arn:${AWS::Partition}:dynamodb:${AWS::Region}:${AWS::AccountId}:table/${Name}",
+                {"Name": {"Ref": "BookingsTable"}},
+            ]
+        }
+    ]
     assert "dynamodb:PutItem" not in processor and "dynamodb:UpdateItem" in processor  # on its own table only
     assert processor["dynamodb:UpdateItem"] == [{"Fn::GetAtt": ["PatientRemindersTable", "Arn"]}]
 
@@ -182,23 +204,33 @@ def test_an_embedded_system_reminds_from_the_hosts_existing_table(clock: Any) ->
     from tests.support import DAY, HOUR, appointment, sent_emails, sent_sms
 
     template = Template()
-    bookings = template.add_resource(Table(
-        "BookingsTable", TableName="clinic-bookings", BillingMode="PAY_PER_REQUEST",
-        AttributeDefinitions=[AttributeDefinition(AttributeName="appointmentId", AttributeType="S")],
-        KeySchema=[KeySchema(AttributeName="appointmentId", KeyType="HASH")],
-        StreamSpecification=StreamSpecification(StreamViewType="NEW_AND_OLD_IMAGES"),
-    ))
-    AppointmentReminders(template, ReminderProps(
-        prefix="Clinic", sender_email="reminders@example.com", parameters=frozenset(),
-        existing_appointments_table=ExistingAppointmentsTable(Ref(bookings), GetAtt(bookings, "StreamArn")),
-    ))
+    bookings = template.add_resource(
+        Table(
+            "BookingsTable",
+            TableName="clinic-bookings",
+            BillingMode="PAY_PER_REQUEST",
+            AttributeDefinitions=[AttributeDefinition(AttributeName="appointmentId", AttributeType="S")],
+            KeySchema=[KeySchema(AttributeName="appointmentId", KeyType="HASH")],
+            StreamSpecification=StreamSpecification(StreamViewType="NEW_AND_OLD_IMAGES"),
+        )
+    )
+    AppointmentReminders(
+        template,
+        ReminderProps(
+            prefix="Clinic",
+            sender_email="reminders@example.com",
+            parameters=frozenset(),
+            existing_appointments_table=ExistingAppointmentsTable(Ref(bookings), GetAtt(bookings, "StreamArn")),
+        ),
+    )
     with LocalDeployment(to_yaml(template)) as stack:
         assert stack.table_name("BookingsTable") == "clinic-bookings"
         from boto3.dynamodb.types import TypeSerializer
 
         item = appointment("b1", DAY - HOUR)
         stack.client("dynamodb").put_item(
-            TableName="clinic-bookings", Item={k: TypeSerializer().serialize(v) for k, v in item.items()})
+            TableName="clinic-bookings", Item={k: TypeSerializer().serialize(v) for k, v in item.items()}
+        )
         stack.run_pipe()
         executions = stack.wait()
         assert {e["status"] for e in executions} == {"SUCCEEDED"}

@@ -27,33 +27,42 @@ def resolver(template: dict[str, Any] | None = None, **parameters: str) -> Resol
     )
 
 
-@pytest.mark.parametrize("value,expected", [
-    ({"Ref": "Env"}, "dev"),
-    ({"Ref": "AWS::Region"}, "eu-west-1"),
-    ({"Ref": "Table"}, "Appointments-dev"),
-    ({"Fn::GetAtt": ["Table", "Arn"]}, "arn:aws:dynamodb:eu-west-1:1:table/Appointments-dev"),
-    ({"Fn::GetAtt": "Table.Arn"}, "arn:aws:dynamodb:eu-west-1:1:table/Appointments-dev"),
-    ({"Fn::Sub": "x-${Env}-${AWS::Partition}"}, "x-dev-aws"),
-    ({"Fn::Sub": "${Table.Arn}/index/*"}, "arn:aws:dynamodb:eu-west-1:1:table/Appointments-dev/index/*"),
-    ({"Fn::Sub": ["${A}:${Env}", {"A": {"Ref": "AWS::AccountId"}}]}, "1:dev"),
-    ({"Fn::Join": ["/", ["a", {"Ref": "Env"}]]}, "a/dev"),
-    ({"Fn::Select": [1, {"Fn::Split": ["@", "r@example.com"]}]}, "example.com"),
-    ({"Fn::If": ["IsDev", "yes", "no"]}, "yes"),
-    ([1, {"Ref": "AWS::NoValue"}, 2], [1, 2]),
-    ({"A": {"Ref": "AWS::NoValue"}, "B": 1}, {"B": 1}),
-])
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ({"Ref": "Env"}, "dev"),
+        ({"Ref": "AWS::Region"}, "eu-west-1"),
+        ({"Ref": "Table"}, "Appointments-dev"),
+        ({"Fn::GetAtt": ["Table", "Arn"]}, "arn:aws:dynamodb:eu-west-1:1:table/Appointments-dev"),
+        ({"Fn::GetAtt": "Table.Arn"}, "arn:aws:dynamodb:eu-west-1:1:table/Appointments-dev"),
+        ({"Fn::Sub": "x-${Env}-${AWS::Partition}"}, "x-dev-aws"),
+        ({"Fn::Sub": "${Table.Arn}/index/*"}, "arn:aws:dynamodb:eu-west-1:1:table/Appointments-dev/index/*"),
+        ({"Fn::Sub": ["${A}:${Env}", {"A": {"Ref": "AWS::AccountId"}}]}, "1:dev"),
+        ({"Fn::Join": ["/", ["a", {"Ref": "Env"}]]}, "a/dev"),
+        ({"Fn::Select": [1, {"Fn::Split": ["@", "r@example.com"]}]}, "example.com"),
+        ({"Fn::If": ["IsDev", "yes", "no"]}, "yes"),
+        ([1, {"Ref": "AWS::NoValue"}, 2], [1, 2]),
+        ({"A": {"Ref": "AWS::NoValue"}, "B": 1}, {"B": 1}),
+    ],
+)
 def test_resolves_intrinsic_functions(value: Any, expected: Any) -> None:
-    template = {"Conditions": {"IsDev": {"Fn::And": [{"Fn::Equals": [{"Ref": "Env"}, "dev"]},
-                                                     {"Fn::Not": [{"Fn::Equals": ["a", "b"]}]}]}}}
+    template = {
+        "Conditions": {
+            "IsDev": {"Fn::And": [{"Fn::Equals": [{"Ref": "Env"}, "dev"]}, {"Fn::Not": [{"Fn::Equals": ["a", "b"]}]}]}
+        }
+    }
     assert resolver(template, Env="dev").resolve(value) == expected
 
 
-@pytest.mark.parametrize("value,message", [
-    ({"Fn::ImportValue": "shared"}, "does not support Fn::ImportValue"),
-    ({"Fn::GetAtt": ["Missing", "Arn"]}, "cannot resolve Fn::GetAtt Missing.Arn"),
-    ({"Ref": "Missing"}, "cannot resolve Ref Missing"),
-    ({"Fn::If": ["Undefined", 1, 2]}, "'Undefined' is used but not defined"),
-])
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ({"Fn::ImportValue": "shared"}, "does not support Fn::ImportValue"),
+        ({"Fn::GetAtt": ["Missing", "Arn"]}, "cannot resolve Fn::GetAtt Missing.Arn"),
+        ({"Ref": "Missing"}, "cannot resolve Ref Missing"),
+        ({"Fn::If": ["Undefined", 1, 2]}, "'Undefined' is used but not defined"),
+    ],
+)
 def test_refuses_what_it_cannot_resolve_and_says_where(value: Any, message: str) -> None:
     with pytest.raises(UnsupportedTemplate, match=message) as error:
         resolver().resolve(value, "Resources/Thing/Properties/X")
@@ -67,9 +76,11 @@ def test_refuses_a_missing_parameter_and_an_unknown_resource_type(template_text:
         LocalDeployment(template_text, {"SenderEmail": "r@example.com", "Nope": "1"})
     template = load_template(template_text)
     template["Resources"]["Bucket"] = {"Type": "AWS::S3::Bucket", "Properties": {}}
-    with pytest.raises(UnsupportedTemplate, match=r"cannot deploy resource types \['AWS::S3::Bucket'\]"):
-        with LocalDeployment(template, {"SenderEmail": "r@example.com"}):
-            pass
+    with (
+        pytest.raises(UnsupportedTemplate, match=r"cannot deploy resource types \['AWS::S3::Bucket'\]"),
+        LocalDeployment(template, {"SenderEmail": "r@example.com"}),
+    ):
+        pass
 
 
 def test_deploys_every_resource_with_template_properties(deployment: LocalDeployment) -> None:
@@ -84,18 +95,24 @@ def test_deploys_every_resource_with_template_properties(deployment: LocalDeploy
     function = deployment.client("lambda").get_function(FunctionName="AppointmentProcessor-dev")
     variables = function["Configuration"]["Environment"]["Variables"]
     assert variables["REMINDERS_TABLE"] == "Reminders-dev" and variables["REMINDER_OFFSETS_MINUTES"] == "1440"
-    definition = json.loads(deployment.client("stepfunctions").describe_state_machine(
-        stateMachineArn=deployment.state_machine_arn)["definition"])
+    definition = json.loads(
+        deployment.client("stepfunctions").describe_state_machine(stateMachineArn=deployment.state_machine_arn)[
+            "definition"
+        ]
+    )
     resource = definition["States"]["ProcessAppointments"]["Resource"]
     assert resource == "arn:aws:states:::lambda:invoke"
     assert definition["States"]["ProcessAppointments"]["Parameters"]["FunctionName"].endswith(
-        ":function:AppointmentProcessor-dev")
+        ":function:AppointmentProcessor-dev"
+    )
 
 
 def test_a_raised_exception_is_a_lambda_function_error(deployment: LocalDeployment) -> None:
     function = deployment.functions["AppointmentProcessor-dev"]
-    function.source = "class RetryableError(Exception):\n    pass\ndef handler(event, context):\n" \
-                      "    raise RetryableError('throttled')\n"
+    function.source = (
+        "class RetryableError(Exception):\n    pass\ndef handler(event, context):\n"
+        "    raise RetryableError('throttled')\n"
+    )
     function._module = None
     with pytest.raises(FunctionError) as error:
         deployment.invoke("AppointmentProcessorFunction", {})
@@ -128,21 +145,23 @@ def test_a_batch_that_cannot_start_the_workflow_goes_to_the_dead_letter_queue(de
 # ---- scenarios and the command line ----------------------------------------------------------
 
 
-@pytest.mark.parametrize("data,message", [
-    ({}, "expected an object with a list of steps"),
-    ({"steps": [{"at": "soon", "book": {"appointmentId": "a", "in": "1h"}}]}, "expected a duration"),
-    ({"steps": [{"book": {"appointmentId": "a"}}]}, "expected an object with appointmentId and in"),
-    ({"steps": [{"book": {"appointmentId": "a", "in": "1h"}, "cancel": "a"}]}, "exactly one of"),
-    ({"start": "2026-03-02T09:00:00", "steps": []}, "needs a time zone"),
-    ({"steps": [{"at": "2h", "cancel": "a"}], "until": "1h"}, "before the last step"),
-])
+@pytest.mark.parametrize(
+    ("data", "message"),
+    [
+        ({}, "expected an object with a list of steps"),
+        ({"steps": [{"at": "soon", "book": {"appointmentId": "a", "in": "1h"}}]}, "expected a duration"),
+        ({"steps": [{"book": {"appointmentId": "a"}}]}, "expected an object with appointmentId and in"),
+        ({"steps": [{"book": {"appointmentId": "a", "in": "1h"}, "cancel": "a"}]}, "exactly one of"),
+        ({"start": "2026-03-02T09:00:00", "steps": []}, "needs a time zone"),
+        ({"steps": [{"at": "2h", "cancel": "a"}], "until": "1h"}, "before the last step"),
+    ],
+)
 def test_a_bad_scenario_gets_a_clear_error(data: dict[str, Any], message: str) -> None:
     with pytest.raises(ScenarioError, match=message):
         Scenario.parse(data)
 
 
-def test_simulate_the_shipped_scenario(capsys: pytest.CaptureFixture[str], tmp_path: Path,
-                                       template_text: str) -> None:
+def test_simulate_the_shipped_scenario(capsys: pytest.CaptureFixture[str], tmp_path: Path, template_text: str) -> None:
     template = tmp_path / "TapStack.yml"
     template.write_text(template_text)
     assert main(["simulate", "--template", str(template)]) == 0
@@ -158,11 +177,13 @@ def test_simulate_the_shipped_scenario(capsys: pytest.CaptureFixture[str], tmp_p
             assert "SENT" not in line
 
 
-def test_simulate_exits_non_zero_when_an_execution_fails(capsys: pytest.CaptureFixture[str], tmp_path: Path,
-                                                         template_text: str) -> None:
+def test_simulate_exits_non_zero_when_an_execution_fails(
+    capsys: pytest.CaptureFixture[str], tmp_path: Path, template_text: str
+) -> None:
     broken = load_template(template_text)
     broken["Resources"]["AppointmentProcessorFunction"]["Properties"]["Code"]["ZipFile"] = (
-        "def handler(event, context):\n    raise ValueError('broken on purpose')\n")
+        "def handler(event, context):\n    raise ValueError('broken on purpose')\n"
+    )
     template = tmp_path / "broken.yml"
     template.write_text(yaml.safe_dump(broken))
     scenario = tmp_path / "one.json"

@@ -59,8 +59,13 @@ def personal_data(sinks: dict[str, list[str]], customers: list[Customer]) -> lis
     """Every (sink, token, line) where a customer's contact data shows up."""
     tokens = sorted({t for c in customers for t in c.tokens()} | {"Camille"}, key=len, reverse=True)
     pattern = re.compile("|".join(re.escape(t) for t in tokens), re.IGNORECASE)
-    return [f"{sink}: {match.group(0)!r} in {line[:300]!r}"
-            for sink, lines in sinks.items() for line in lines for match in [pattern.search(line)] if match]
+    return [
+        f"{sink}: {match.group(0)!r} in {line[:300]!r}"
+        for sink, lines in sinks.items()
+        for line in lines
+        for match in [pattern.search(line)]
+        if match
+    ]
 
 
 class Watch:
@@ -71,8 +76,12 @@ class Watch:
         sqs, sns = stack.client("sqs"), stack.client("sns")
         self.queue = sqs.create_queue(QueueName="delivery-events-watch")["QueueUrl"]
         arn = sqs.get_queue_attributes(QueueUrl=self.queue, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
-        sns.subscribe(TopicArn=stack.resources["NotificationTopic"].ref, Protocol="sqs", Endpoint=arn,
-                      Attributes={"RawMessageDelivery": "true"})
+        sns.subscribe(
+            TopicArn=stack.resources["NotificationTopic"].ref,
+            Protocol="sqs",
+            Endpoint=arn,
+            Attributes={"RawMessageDelivery": "true"},
+        )
         self.events: list[str] = []
 
     def drain(self) -> list[str]:
@@ -145,13 +154,22 @@ def scenarios(stack: LocalDeployment, clock: Any) -> list[Customer]:
     assert {state(stack, i)["state"] for i in (mars, zoneless, email_only, sms_only)} == {"SENT"}
 
     # Provider faults whose messages quote the customer's address, as SES and SNS do.
-    stack.inject("ses", "SendEmail", "MessageRejected",
-                 message=f"Email address is not verified. The following identities failed the check: {c[13].email}")
+    stack.inject(
+        "ses",
+        "SendEmail",
+        "MessageRejected",
+        message=f"Email address is not verified. The following identities failed the check: {c[13].email}",
+    )
     rejected = book(stack, c[13], DAY - HOUR)
     run(stack)
     stack.inject("ses", "SendEmail", "Throttling", times=2, message=f"Maximum sending rate exceeded for {c[14].email}")
-    stack.inject("sns", "Publish", "InvalidParameter", function="SmsSenderFunction",
-                 message=f"Invalid parameter: PhoneNumber Reason: {c[14].phone} is not valid to publish to")
+    stack.inject(
+        "sns",
+        "Publish",
+        "InvalidParameter",
+        function="SmsSenderFunction",
+        message=f"Invalid parameter: PhoneNumber Reason: {c[14].phone} is not valid to publish to",
+    )
     throttled = book(stack, c[14], DAY - HOUR)
     run(stack)
     assert state(stack, rejected)["emailResult"]["reason"] == "MessageRejected"
@@ -159,14 +177,28 @@ def scenarios(stack: LocalDeployment, clock: Any) -> list[Customer]:
     assert state(stack, throttled)["smsResult"]["reason"] == "InvalidParameter"
 
     # Malformed input straight to the functions: a stream record without keys, a message without text.
-    stack.start_execution([{"eventName": "INSERT", "dynamodb": {"NewImage": {
-        "customerEmail": {"S": c[15].email}, "customerName": {"S": c[15].name}}}}])
+    stack.start_execution(
+        [
+            {
+                "eventName": "INSERT",
+                "dynamodb": {"NewImage": {"customerEmail": {"S": c[15].email}, "customerName": {"S": c[15].name}}},
+            }
+        ]
+    )
     stack.wait()
     for function in ("EmailSenderFunction", "SmsSenderFunction"):
-        stack.invoke(function, {"reminderId": "appt-0017#1440", "claimToken": "0" * 32,
-                                "message": {"to": c[17].email if "Email" in function else c[17].phone}})
-    stack.invoke("StatusUpdaterFunction", {"reminderId": "appt-0018#1440", "claimToken": "0" * 32,
-                                           "delivery": [{"channel": "email", "status": "SENT"}]})
+        stack.invoke(
+            function,
+            {
+                "reminderId": "appt-0017#1440",
+                "claimToken": "0" * 32,
+                "message": {"to": c[17].email if "Email" in function else c[17].phone},
+            },
+        )
+    stack.invoke(
+        "StatusUpdaterFunction",
+        {"reminderId": "appt-0018#1440", "claimToken": "0" * 32, "delivery": [{"channel": "email", "status": "SENT"}]},
+    )
 
     # Cancellations and a move.
     put_appointment(stack, appointment(cancelled, DAY + HOUR, **c[9].fields(status="CANCELLED")))
@@ -191,7 +223,9 @@ def scenarios(stack: LocalDeployment, clock: Any) -> list[Customer]:
 
 
 def test_no_contact_data_in_logs_errors_output_or_delivery_events(
-    deploy: Callable[..., LocalDeployment], clock: Any, capsys: pytest.CaptureFixture[str],
+    deploy: Callable[..., LocalDeployment],
+    clock: Any,
+    capsys: pytest.CaptureFixture[str],
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     caplog.set_level(logging.INFO)
@@ -208,8 +242,9 @@ def test_no_contact_data_in_logs_errors_output_or_delivery_events(
 def test_the_workflow_logs_errors_only_and_never_execution_data(template_text: str) -> None:
     from tapstack.local import load_template
 
-    machines = [r for r in load_template(template_text)["Resources"].values()
-                if r["Type"] == "AWS::StepFunctions::StateMachine"]
+    machines = [
+        r for r in load_template(template_text)["Resources"].values() if r["Type"] == "AWS::StepFunctions::StateMachine"
+    ]
     assert machines
     for machine in machines:
         logging_configuration = machine["Properties"]["LoggingConfiguration"]
@@ -226,15 +261,21 @@ LEAKS = {
 }
 
 
-@pytest.mark.parametrize(("sink", "function"), [
-    ("function log", "EmailSenderFunction"),
-    ("python logging", "SmsSenderFunction"),
-    ("stdout", "EmailSenderFunction"),
-    ("function error", "SmsSenderFunction"),
-])
+@pytest.mark.parametrize(
+    ("sink", "function"),
+    [
+        ("function log", "EmailSenderFunction"),
+        ("python logging", "SmsSenderFunction"),
+        ("stdout", "EmailSenderFunction"),
+        ("function error", "SmsSenderFunction"),
+    ],
+)
 def test_the_detector_catches_a_handler_that_logs_contact_data(
-    deploy: Callable[..., LocalDeployment], capsys: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture,
-    sink: str, function: str,
+    deploy: Callable[..., LocalDeployment],
+    capsys: pytest.CaptureFixture[str],
+    caplog: pytest.LogCaptureFixture,
+    sink: str,
+    function: str,
 ) -> None:
     caplog.set_level(logging.INFO)
     stack = deploy(inlined=True)

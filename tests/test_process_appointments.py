@@ -8,12 +8,13 @@ after each test, that everything the handler printed is JSON lines without perso
 
 from __future__ import annotations
 
+import contextlib
 import json
 import threading
 import types
 import zlib
 from collections.abc import Callable
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -122,9 +123,11 @@ def set_attributes(deployment: LocalDeployment, reminder_id: str, expression: st
 def record_sent(deployment: LocalDeployment, reminder_id: str) -> None:
     """What the sender and the status updater leave behind after a successful delivery."""
     set_attributes(
-        deployment, reminder_id,
+        deployment,
+        reminder_id,
         "SET #s = :s, emailResult = :r REMOVE dueShard, attemptAt",
-        s={"S": "SENT"}, r={"M": {"status": {"S": "SENT"}, "token": {"S": "t"}, "messageId": {"S": "m-1"}}},
+        s={"S": "SENT"},
+        r={"M": {"status": {"S": "SENT"}, "token": {"S": "t"}, "messageId": {"S": "m-1"}}},
     )
 
 
@@ -165,7 +168,9 @@ def test_insert_plans_one_pending_reminder_per_offset(deploy: Callable[..., Loca
         }
 
 
-def test_a_moved_appointment_is_planned_again_and_forgets_the_old_claim(clock: Any, deployment: LocalDeployment) -> None:
+def test_a_moved_appointment_is_planned_again_and_forgets_the_old_claim(
+    clock: Any, deployment: LocalDeployment
+) -> None:
     book(deployment, "a1", DAY + HOUR)
     clock.shift(HOUR)
     assert job_ids(run_schedule(deployment)) == ["a1#1440"]
@@ -178,11 +183,17 @@ def test_a_moved_appointment_is_planned_again_and_forgets_the_old_claim(clock: A
     item = reminder(deployment, "a1#1440")
     assert item is not None
     assert (item["state"], item["appointmentTime"], item["dueAt"], item["attemptAt"]) == (
-        "PENDING", NOW + 3 * DAY, NOW + 2 * DAY, NOW + 2 * DAY)
+        "PENDING",
+        NOW + 3 * DAY,
+        NOW + 2 * DAY,
+        NOW + 2 * DAY,
+    )
     assert not {"claimToken", "claimExpiresAt", "emailResult", "smsResult", "reason"} & item.keys()
 
 
-def test_a_change_that_does_not_concern_reminders_writes_nothing(clock: Any, deploy: Callable[..., LocalDeployment]) -> None:
+def test_a_change_that_does_not_concern_reminders_writes_nothing(
+    clock: Any, deploy: Callable[..., LocalDeployment]
+) -> None:
     deployment = deploy(ReminderOffsetsMinutes="1440,60")
     book(deployment, "a1", 2 * DAY)
     before = [reminder(deployment, f"a1#{m}") for m in (1440, 60)]
@@ -312,8 +323,7 @@ def test_more_only_when_a_shard_has_more_and_the_batch_made_progress(clock: Any,
     clock.shift(60)
 
     # Nothing could be claimed: no progress, so no continuation (a poison batch ends the chain).
-    deployment.inject("dynamodb", "UpdateItem", "ProvisionedThroughputExceededException", times=13,
-                      function=PROCESSOR)
+    deployment.inject("dynamodb", "UpdateItem", "ProvisionedThroughputExceededException", times=13, function=PROCESSOR)
     stuck = run_schedule(deployment)
     assert (stuck["jobs"], stuck["more"], stuck["summary"]) == ([], False, {"error": 13})
 
@@ -334,10 +344,8 @@ def test_two_runs_claiming_the_same_reminder_at_the_same_time_give_one_job(
     both_found = threading.Barrier(2)
 
     def wait_for_the_other(**_: Any) -> None:
-        try:
+        with contextlib.suppress(threading.BrokenBarrierError):
             both_found.wait(timeout=5)
-        except threading.BrokenBarrierError:
-            pass
 
     module(deployment).dynamodb.meta.events.register("before-call.dynamodb.UpdateItem", wait_for_the_other)
     results: list[dict[str, Any]] = []
@@ -390,19 +398,25 @@ def test_an_expired_claim_is_claimed_again_and_keeps_its_channel_results(
 @pytest.mark.parametrize(
     ("change", "expected"),
     [
-        (lambda d, c: put_appointment(d, appointment("a1", DAY + HOUR, status="CANCELLED")),
-         ("CANCELLED", "AppointmentCancelled")),
+        (
+            lambda d, c: put_appointment(d, appointment("a1", DAY + HOUR, status="CANCELLED")),
+            ("CANCELLED", "AppointmentCancelled"),
+        ),
         (lambda d, c: delete_appointment(d, "a1"), ("CANCELLED", "AppointmentDeleted")),
-        (lambda d, c: put_appointment(d, appointment("a1", DAY + HOUR, status="WHATEVER")),
-         ("CANCELLED", "InvalidAppointment")),
+        (
+            lambda d, c: put_appointment(d, appointment("a1", DAY + HOUR, status="WHATEVER")),
+            ("CANCELLED", "InvalidAppointment"),
+        ),
         (lambda d, c: c.shift(DAY), ("SKIPPED", "AppointmentStarted")),  # no run while it was due
         (lambda d, c: put_appointment(d, appointment("a1", 2 * DAY)), ("PENDING", None)),
     ],
     ids=["cancelled", "deleted", "malformed", "started", "moved-later"],
 )
 def test_a_due_reminder_is_checked_against_the_current_appointment(
-    clock: Any, deployment: LocalDeployment, change: Callable[[LocalDeployment, Any], None],
-    expected: tuple[str, str | None]
+    clock: Any,
+    deployment: LocalDeployment,
+    change: Callable[[LocalDeployment, Any], None],
+    expected: tuple[str, str | None],
 ) -> None:
     book(deployment, "a1", DAY + HOUR)
     clock.shift(HOUR)
@@ -439,10 +453,15 @@ def test_a_reminder_for_an_offset_no_longer_configured_is_cancelled(deploy: Call
     starts = NOW + 3 * HOUR
     # Planned by an earlier version of the stack, which also reminded a day ahead.
     set_attributes(
-        deployment, "a1#1440",
+        deployment,
+        "a1#1440",
         "SET appointmentId = :a, offsetMinutes = :m, appointmentTime = :t, dueAt = :d, #s = :s, dueShard = :h,"
         " attemptAt = :d",
-        a={"S": "a1"}, m={"N": "1440"}, t={"N": str(starts)}, d={"N": str(starts - DAY)}, s={"S": "PENDING"},
+        a={"S": "a1"},
+        m={"N": "1440"},
+        t={"N": str(starts)},
+        d={"N": str(starts - DAY)},
+        s={"S": "PENDING"},
         h={"S": shard("a1#1440")},
     )
 
@@ -479,7 +498,9 @@ def test_several_offsets_are_found_at_their_own_times(clock: Any, deploy: Callab
     deployment = deploy(ReminderOffsetsMinutes="1440,60")
     book(deployment, "a1", 2 * DAY)
     assert [reminder(deployment, f"a1#{m}")["dueAt"] for m in (1440, 60)] == [  # type: ignore[index]
-        NOW + DAY, NOW + 2 * DAY - HOUR]
+        NOW + DAY,
+        NOW + 2 * DAY - HOUR,
+    ]
 
     clock.shift(DAY - 1)
     assert run_schedule(deployment)["jobs"] == []
@@ -500,8 +521,12 @@ def test_several_offsets_are_found_at_their_own_times(clock: Any, deploy: Callab
     ("now", "zone", "shown", "warning"),
     [
         (START, "Europe/Paris", "Tuesday 3 March 2026 at 10:00 CET (Europe/Paris)", None),
-        (datetime(2026, 7, 14, 12, 0, tzinfo=timezone.utc), "America/New_York",
-         "Wednesday 15 July 2026 at 08:00 EDT (America/New_York)", None),
+        (
+            datetime(2026, 7, 14, 12, 0, tzinfo=UTC),
+            "America/New_York",
+            "Wednesday 15 July 2026 at 08:00 EDT (America/New_York)",
+            None,
+        ),
         (START, None, "Tuesday 3 March 2026 at 09:00 UTC", None),
         (START, "Mars/Olympus_Mons", "Tuesday 3 March 2026 at 09:00 UTC", "unknown_time_zone"),
         (START, 5, "Tuesday 3 March 2026 at 09:00 UTC", "unknown_time_zone"),
@@ -538,7 +563,8 @@ def test_without_a_zone_database_the_time_is_shown_in_utc(
 
     assert job["email"]["subject"].endswith("Tuesday 3 March 2026 at 09:00 UTC")
     assert events(logs, "time_zone_database_missing") == [
-        {"level": "WARNING", "event": "time_zone_database_missing", "appointmentId": "a1"}]
+        {"level": "WARNING", "event": "time_zone_database_missing", "appointmentId": "a1"}
+    ]
 
 
 def test_the_name_is_cleaned_and_shortened(deployment: LocalDeployment) -> None:
@@ -597,8 +623,14 @@ def test_malformed_appointments_never_stop_the_batch(deployment: LocalDeployment
         "odd-status": appointment("odd-status", DAY, status="WHATEVER"),
         "was-good": appointment("was-good", 2 * DAY, appointmentTime=[NOW + 2 * DAY]),
     }
-    odd_types = appointment("odd-types", DAY, customerName=5, customerEmail=["a@example.com"],
-                            customerPhone=15555550123, timeZone={"zone": "Europe/Paris"})
+    odd_types = appointment(
+        "odd-types",
+        DAY,
+        customerName=5,
+        customerEmail=["a@example.com"],
+        customerPhone=15555550123,
+        timeZone={"zone": "Europe/Paris"},
+    )
     for item in [appointment("good-now", DAY), *malformed.values(), odd_types, appointment("good-later", 2 * DAY)]:
         put_appointment(deployment, item)
 
@@ -622,8 +654,12 @@ def test_a_failed_write_does_not_stop_the_others(clock: Any, deployment: LocalDe
     planned = run_pipe(deployment)
     assert planned["summary"] == {"error": 1, "pending": 2}
     [failed] = events(logs, "reminder_failed")
-    assert failed == {"level": "ERROR", "event": "reminder_failed", "reminderId": failed["reminderId"],
-                      "errorType": "ValidationException"}
+    assert failed == {
+        "level": "ERROR",
+        "event": "reminder_failed",
+        "reminderId": failed["reminderId"],
+        "errorType": "ValidationException",
+    }
     unplanned = failed["reminderId"]
     assert reminder(deployment, unplanned) is None
     book(deployment, unplanned.split("#")[0], DAY + HOUR, customerName="Pat Q. Example")  # the next change plans it

@@ -24,6 +24,6 @@ def test_ci_runs_the_readmes_test_command() -> None:
     _, test = readme_commands()
     setup, run = test.split(" && .venv/bin/python -m pytest")[0], ".venv/bin/python -m pytest"
     assert "python3 -m venv .venv" in ci and '.venv/bin/pip install --quiet -e ".[test,dev]"' in ci
-    assert setup.startswith("python3 -m venv .venv && .venv/bin/pip install -e \".[test]\"")
+    assert setup.startswith('python3 -m venv .venv && .venv/bin/pip install -e ".[test]"')
     assert ci.rstrip().endswith(run), "CI ends with the README's test command"
     assert ".venv/bin/python build.py --check" in ci

@@ -18,8 +18,7 @@ ROOT = Path(__file__).resolve().parent.parent
 def report(tmp_path_factory: pytest.TempPathFactory, template_text: str) -> Report:
     path = tmp_path_factory.mktemp("scan") / "TapStack.yml"
     path.write_text(template_text, encoding="utf-8")
-    return Runner().run(root_folder=None, files=[str(path)],
-                        runner_filter=RunnerFilter(framework=["cloudformation"]))
+    return Runner().run(root_folder=None, files=[str(path)], runner_filter=RunnerFilter(framework=["cloudformation"]))
 
 
 def test_no_failed_checks(report: Report) -> None:

@@ -7,11 +7,10 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from boto3.dynamodb.types import TypeSerializer
 
 from tapstack.local import LocalDeployment
 from tapstack.local.deployment import FunctionError
-from tests.support import NOW, SENDER, reminder, sent_emails
+from tests.support import SENDER, claimed_reminder, reminder, sent_emails
 
 FUNCTION = "EmailSenderFunction"
 RID = "a1#1440"
@@ -35,14 +34,7 @@ def stored(deployment: LocalDeployment) -> dict[str, Any]:
 
 def claim(deployment: LocalDeployment, token: str | None = TOKEN, **fields: Any) -> None:
     """The reminder as the processor leaves it when it claims it (channel marks optional)."""
-    item = {"reminderId": RID, "appointmentId": "a1", "offsetMinutes": 1440, "state": "SENDING",
-            "claimToken": token, "claimExpiresAt": NOW + 1860, "dueShard": "3", "attemptAt": NOW + 1860,
-            "appointmentTime": NOW + 86400, **fields}
-    serializer = TypeSerializer()
-    deployment.client("dynamodb").put_item(
-        TableName=deployment.table_name("RemindersTable"),
-        Item={k: serializer.serialize(v) for k, v in item.items() if v is not None},
-    )
+    claimed_reminder(deployment, token, **fields)
 
 
 def send(deployment: LocalDeployment, message: Any = EMAIL, token: str = TOKEN) -> dict[str, Any]:
@@ -77,8 +69,14 @@ def test_sends_through_ses_and_records_sent(deployment: LocalDeployment, capsys:
     assert item["emailResult"] == {"status": "SENT", "token": TOKEN, "messageId": answer["messageId"]}
     assert item["state"] == "SENDING"  # the outcome of the reminder is UpdateStatus's to record
     assert log_lines(capsys) == [
-        {"level": "INFO", "event": "delivery", "reminderId": RID, "channel": "email", "status": "SENT",
-         "messageId": answer["messageId"]}
+        {
+            "level": "INFO",
+            "event": "delivery",
+            "reminderId": RID,
+            "channel": "email",
+            "status": "SENT",
+            "messageId": answer["messageId"],
+        }
     ]
 
 
@@ -184,8 +182,12 @@ def test_no_connection_to_ses_is_retried(deployment: LocalDeployment) -> None:
 
 @pytest.mark.parametrize(
     ("error", "retried"),
-    [("ProvisionedThroughputExceededException", True), ("ThrottlingException", True),
-     ("InternalServerError", True), ("AccessDeniedException", False)],
+    [
+        ("ProvisionedThroughputExceededException", True),
+        ("ThrottlingException", True),
+        ("InternalServerError", True),
+        ("AccessDeniedException", False),
+    ],
 )
 def test_an_error_while_marking_sends_nothing(deployment: LocalDeployment, error: str, retried: bool) -> None:
     claim(deployment)

@@ -7,11 +7,10 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from boto3.dynamodb.types import TypeSerializer
 
 from tapstack.local import LocalDeployment
 from tapstack.local.deployment import FunctionError
-from tests.support import NOW, OPTED_OUT_PHONE, reminder, sent_sms
+from tests.support import OPTED_OUT_PHONE, claimed_reminder, reminder, sent_sms
 
 FUNCTION = "SmsSenderFunction"
 RID = "a1#1440"
@@ -32,14 +31,7 @@ def stored(deployment: LocalDeployment) -> dict[str, Any]:
 
 def claim(deployment: LocalDeployment, token: str | None = TOKEN, **fields: Any) -> None:
     """The reminder as the processor leaves it when it claims it (channel marks optional)."""
-    item = {"reminderId": RID, "appointmentId": "a1", "offsetMinutes": 1440, "state": "SENDING",
-            "claimToken": token, "claimExpiresAt": NOW + 1860, "dueShard": "3", "attemptAt": NOW + 1860,
-            "appointmentTime": NOW + 86400, **fields}
-    serializer = TypeSerializer()
-    deployment.client("dynamodb").put_item(
-        TableName=deployment.table_name("RemindersTable"),
-        Item={k: serializer.serialize(v) for k, v in item.items() if v is not None},
-    )
+    claimed_reminder(deployment, token, **fields)
 
 
 def send(deployment: LocalDeployment, message: Any = SMS, token: str = TOKEN) -> dict[str, Any]:
@@ -81,8 +73,14 @@ def test_sends_a_transactional_sms_and_records_sent(
     assert item["smsResult"] == {"status": "SENT", "token": TOKEN, "messageId": answer["messageId"]}
     assert "emailResult" not in item
     assert log_lines(capsys) == [
-        {"level": "INFO", "event": "delivery", "reminderId": RID, "channel": "sms", "status": "SENT",
-         "messageId": answer["messageId"]}
+        {
+            "level": "INFO",
+            "event": "delivery",
+            "reminderId": RID,
+            "channel": "sms",
+            "status": "SENT",
+            "messageId": answer["messageId"],
+        }
     ]
 
 
@@ -198,6 +196,26 @@ def test_an_error_while_marking_sends_nothing(deployment: LocalDeployment, error
     else:
         assert send(deployment) == {"channel": "sms", "status": "FAILED", "reason": error}
     assert calls(deployment, "sns", "Publish") == []
+
+
+def test_an_sms_sent_but_not_recorded_is_still_answered_sent(
+    deployment: LocalDeployment, capsys: pytest.CaptureFixture[str]
+) -> None:
+    claim(deployment)
+    # The write that records the outcome (the one after SNS accepted) fails.
+    sns = deployment.functions[deployment.resources[FUNCTION].ref].module.PROVIDER
+    sns.meta.events.register(
+        "after-call.sns.Publish", lambda **_: deployment.inject("dynamodb", "UpdateItem", "InternalServerError")
+    )
+
+    answer = send(deployment)
+
+    assert answer["status"] == "SENT"
+    assert len(sent_sms(deployment)) == 1
+    assert stored(deployment)["smsResult"] == {"status": "SENDING", "token": TOKEN}
+    assert {"level": "ERROR", "event": "mark_not_recorded", "reminderId": RID, "error": "InternalServerError"} in (
+        log_lines(capsys)
+    )
 
 
 def test_sending_twice_with_the_same_claim_sends_once(deployment: LocalDeployment) -> None:

@@ -7,11 +7,10 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from boto3.dynamodb.types import TypeSerializer
 
 from tapstack.local import LocalDeployment
 from tapstack.local.deployment import FunctionError
-from tests.support import NOW, reminder
+from tests.support import NOW, claimed_reminder, reminder
 
 FUNCTION = "StatusUpdaterFunction"
 RID = "a1#1440"
@@ -37,20 +36,12 @@ def stored(deployment: LocalDeployment) -> dict[str, Any]:
 
 def claim(deployment: LocalDeployment, token: str = TOKEN, **fields: Any) -> dict[str, Any]:
     """The reminder as the senders leave it: claimed, still in the due index, with its channel marks."""
-    item = {"reminderId": RID, "appointmentId": "a1", "offsetMinutes": 1440, "state": "SENDING",
-            "claimToken": token, "claimExpiresAt": NOW + 1860, "dueShard": "3", "attemptAt": NOW + 1860,
-            "appointmentTime": NOW + 86400, "dueAt": NOW, "updatedAt": NOW - 60,
-            "emailResult": {"status": "SENT", "token": token, "messageId": "m-email"}, **fields}
-    serializer = TypeSerializer()
-    deployment.client("dynamodb").put_item(
-        TableName=deployment.table_name("RemindersTable"), Item={k: serializer.serialize(v) for k, v in item.items()}
-    )
-    return item
+    email = {"status": "SENT", "token": token, "messageId": "m-email"}
+    return claimed_reminder(deployment, token, **{"updatedAt": NOW - 60, "emailResult": email, **fields})
 
 
 def update(deployment: LocalDeployment, delivery: list[dict[str, str]], token: str = TOKEN) -> dict[str, Any]:
-    event = {"reminderId": RID, "claimToken": token, "appointmentId": "a1", "offsetMinutes": 1440,
-             "delivery": delivery}
+    event = {"reminderId": RID, "claimToken": token, "appointmentId": "a1", "offsetMinutes": 1440, "delivery": delivery}
     return deployment.invoke(FUNCTION, event)
 
 
@@ -114,18 +105,23 @@ def test_records_the_state_computed_from_the_channels(
     }
     (event,) = events()
     assert json.loads(event["Message"]) == {
-        "reminderId": RID, "appointmentId": "a1", "offsetMinutes": 1440, "state": state, "delivery": delivery
+        "reminderId": RID,
+        "appointmentId": "a1",
+        "offsetMinutes": 1440,
+        "state": state,
+        "delivery": delivery,
     }
     assert event["MessageAttributes"] == {"state": {"Type": "String", "Value": state}}
     logs, (metric,) = output(capsys)
     assert metric["_aws"] == {
         "Timestamp": NOW * 1000,
-        "CloudWatchMetrics": [{
-            "Namespace": "TapStack-dev",
-            "Dimensions": [[]],
-            "Metrics": [{"Name": name}
-                        for name in ("RemindersSent", "RemindersFailed", "RemindersSkipped")],
-        }],
+        "CloudWatchMetrics": [
+            {
+                "Namespace": "TapStack-dev",
+                "Dimensions": [[]],
+                "Metrics": [{"Name": name} for name in ("RemindersSent", "RemindersFailed", "RemindersSkipped")],
+            }
+        ],
     }
     assert {k: metric[k] for k in ("RemindersSent", "RemindersFailed", "RemindersSkipped")} == {
         "RemindersSent": int(state == "SENT"),
@@ -141,8 +137,10 @@ def test_the_recorded_reminder_leaves_the_due_index(deployment: LocalDeployment)
 
     def due() -> list[dict[str, Any]]:
         return deployment.client("dynamodb").query(
-            TableName=deployment.table_name("RemindersTable"), IndexName="DueIndex",
-            KeyConditionExpression="dueShard = :s", ExpressionAttributeValues={":s": {"S": "3"}},
+            TableName=deployment.table_name("RemindersTable"),
+            IndexName="DueIndex",
+            KeyConditionExpression="dueShard = :s",
+            ExpressionAttributeValues={":s": {"S": "3"}},
         )["Items"]
 
     assert len(due()) == 1
@@ -161,7 +159,8 @@ def test_a_superseded_claim_records_and_publishes_nothing(
     if current is None:  # re-planned: PENDING again, no claim
         before = claim(deployment, state="PENDING", claimToken=None, emailResult=None)
         deployment.client("dynamodb").update_item(
-            TableName=deployment.table_name("RemindersTable"), Key={"reminderId": {"S": RID}},
+            TableName=deployment.table_name("RemindersTable"),
+            Key={"reminderId": {"S": RID}},
             UpdateExpression="REMOVE claimToken, emailResult",
         )
         before = {k: v for k, v in before.items() if v is not None}
