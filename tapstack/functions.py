@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import awacs.dynamodb as dynamodb
 import awacs.kms as kms
-from awacs.aws import Action, Statement
+from awacs.aws import Statement
 from awacs.helpers.trust import make_simple_assume_policy
 from troposphere import GetAtt, Ref, Template
 from troposphere.awslambda import Code, Environment, Function, LoggingConfig, TracingConfig
@@ -76,10 +75,6 @@ def add_log_group(template: Template, settings: Settings, logical_id: str, name:
     )
 
 
-def _key_statements(key: Key, actions: Sequence[Action]) -> list[Statement]:
-    return policies.key_statements(GetAtt(key, "Arn"), actions)
-
-
 def _add_function(template: Template, settings: Settings, key: Key, spec: FunctionSpec) -> BuiltFunction:
     props = settings.props
     physical = settings.physical_name(spec.name)
@@ -93,7 +88,12 @@ def _add_function(template: Template, settings: Settings, key: Key, spec: Functi
             Policies=[
                 policies.inline_policy(
                     spec.name,
-                    policies.log_writing_statements(log_group) + policies.tracing_statements() + spec.statements,
+                    policies.log_writing_statements(log_group)
+                    + policies.tracing_statements()
+                    + spec.statements
+                    # Lambda decrypts the function's environment, and DynamoDB and SNS use the
+                    # key, with the function's role.
+                    + policies.key_statements(GetAtt(key, "Arn"), [kms.Decrypt, kms.GenerateDataKey]),
                 )
             ],
         )
@@ -133,8 +133,6 @@ def add_functions(
 ) -> dict[str, BuiltFunction]:
     """Add the processor, the two senders and the status updater; keyed by unprefixed logical ID."""
     reminders_arn = GetAtt(reminders, "Arn")
-    # Each role can decrypt its own environment and use the key through DynamoDB (and SNS).
-    table_key = [kms.Decrypt, kms.GenerateDataKey]
     record_channel = policies.table_statements(reminders_arn, [dynamodb.UpdateItem])
     specs = [
         FunctionSpec(
@@ -147,8 +145,7 @@ def add_functions(
             statements=[
                 *policies.table_statements(appointments.arn, [dynamodb.BatchGetItem]),
                 *policies.index_query_statements(reminders_arn, DUE_INDEX),
-                *policies.table_statements(reminders_arn, [dynamodb.UpdateItem]),
-                *_key_statements(key, table_key),
+                *record_channel,
             ],
             environment={
                 "APPOINTMENTS_TABLE": appointments.name,
@@ -171,7 +168,6 @@ def add_functions(
             statements=[
                 *policies.email_sending_statements(settings["SenderEmail"]),
                 *record_channel,
-                *_key_statements(key, table_key),
             ],
             environment={"REMINDERS_TABLE": Ref(reminders), "SENDER_EMAIL": settings["SenderEmail"]},
         ),
@@ -185,7 +181,6 @@ def add_functions(
             statements=[
                 *policies.sms_sending_statements(),
                 *record_channel,
-                *_key_statements(key, table_key),
             ],
             environment={"REMINDERS_TABLE": Ref(reminders)},
         ),
@@ -199,7 +194,6 @@ def add_functions(
             statements=[
                 *record_channel,
                 *policies.topic_publishing_statements(Ref(topic)),
-                *_key_statements(key, table_key),
             ],
             environment={
                 "REMINDERS_TABLE": Ref(reminders),
