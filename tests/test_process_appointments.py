@@ -721,6 +721,26 @@ def test_a_throttled_read_of_the_changed_appointments_is_retryable(deployment: L
     assert len(deployment.invoke(PROCESSOR, records)["jobs"]) == 1
 
 
+def test_appointments_left_unread_make_the_invocation_retryable(deployment: LocalDeployment) -> None:
+    put_appointment(deployment, appointment("a1", DAY))
+    records = stream_records(deployment)
+
+    def unprocessed(parsed: dict[str, Any], **_: Any) -> None:
+        # What BatchGetItem answers when it is throttled part-way: the keys it did not read.
+        parsed["UnprocessedKeys"] = {"Appointments-dev": {"Keys": [{"appointmentId": {"S": "a1"}}]}}
+
+    events = module(deployment).dynamodb.meta.events
+    events.register("after-call.dynamodb.BatchGetItem", unprocessed)
+    with pytest.raises(FunctionError) as raised:
+        deployment.invoke(PROCESSOR, records)
+    error = raised.value.error
+    assert (error["errorType"], error["errorMessage"]) == ("RetryableError", "UnprocessedKeys")
+    assert reminder(deployment, "a1#1440") is None, "nothing planned from a partial read"
+
+    events.unregister("after-call.dynamodb.BatchGetItem", unprocessed)
+    assert len(deployment.invoke(PROCESSOR, records)["jobs"]) == 1  # the workflow's retry
+
+
 def test_the_inlined_code_plans_and_claims_the_same(deploy: Callable[..., LocalDeployment]) -> None:
     deployment = deploy(inlined=True, ReminderOffsetsMinutes="1440,60")
 
