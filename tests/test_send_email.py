@@ -15,7 +15,6 @@ from tests.support import SENDER, claimed_reminder, reminder, sent_emails
 FUNCTION = "EmailSenderFunction"
 RID = "a1#1440"
 TOKEN = "9f" * 16
-EARLIER = "0e" * 16
 EMAIL = {
     "to": "pat@example.com",
     "subject": "Reminder: your appointment on Tuesday",
@@ -180,93 +179,5 @@ def test_no_connection_to_ses_is_retried(deployment: LocalDeployment) -> None:
     assert len(sent_emails(deployment)) == 1
 
 
-@pytest.mark.parametrize(
-    ("error", "retried"),
-    [
-        ("ProvisionedThroughputExceededException", True),
-        ("ThrottlingException", True),
-        ("InternalServerError", True),
-        ("AccessDeniedException", False),
-    ],
-)
-def test_an_error_while_marking_sends_nothing(deployment: LocalDeployment, error: str, retried: bool) -> None:
-    claim(deployment)
-    deployment.inject("dynamodb", "UpdateItem", error)
-
-    if retried:
-        with pytest.raises(FunctionError) as raised:
-            send(deployment)
-        assert raised.value.error["errorType"] == "RetryableError"
-        assert send(deployment)["status"] == "SENT"
-        assert len(sent_emails(deployment)) == 1
-    else:
-        assert send(deployment) == {"channel": "email", "status": "FAILED", "reason": error}
-        assert sent_emails(deployment) == []
-        assert calls(deployment, "ses", "SendEmail") == []
-
-
-def test_an_email_sent_but_not_recorded_is_still_answered_sent(
-    deployment: LocalDeployment, capsys: pytest.CaptureFixture[str]
-) -> None:
-    claim(deployment)
-    # The write that records the outcome (the one after SES accepted) fails.
-    ses = deployment.functions[deployment.resources[FUNCTION].ref].module.PROVIDER
-    ses.meta.events.register(
-        "after-call.ses.SendEmail", lambda **_: deployment.inject("dynamodb", "UpdateItem", "InternalServerError")
-    )
-
-    answer = send(deployment)
-
-    assert answer["status"] == "SENT"
-    assert stored(deployment)["emailResult"] == {"status": "SENDING", "token": TOKEN}
-    assert {"level": "ERROR", "event": "mark_not_recorded", "reminderId": RID, "error": "InternalServerError"} in (
-        log_lines(capsys)
-    )
-
-
-def test_sending_twice_with_the_same_claim_sends_once(deployment: LocalDeployment) -> None:
-    claim(deployment)
-
-    first = send(deployment)
-    second = send(deployment)
-
-    assert second == first
-    assert len(sent_emails(deployment)) == 1
-    assert len(calls(deployment, "ses", "SendEmail")) == 1
-
-
-@pytest.mark.parametrize(
-    "recorded",
-    [
-        {"status": "SENT", "token": EARLIER, "messageId": "m-1"},
-        {"status": "FAILED", "token": EARLIER, "reason": "MessageRejected"},
-        {"status": "SKIPPED", "token": EARLIER, "reason": "NoAddress"},
-    ],
-)
-def test_a_result_of_an_earlier_claim_is_returned_not_resent(
-    deployment: LocalDeployment, recorded: dict[str, str]
-) -> None:
-    claim(deployment, TOKEN, emailResult=recorded)  # re-claimed after the earlier execution died
-
-    answer = send(deployment)
-
-    assert answer == {"channel": "email", **{k: v for k, v in recorded.items() if k != "token"}}
-    assert calls(deployment, "ses", "SendEmail") == []
-    assert stored(deployment)["emailResult"] == recorded
-
-
-@pytest.mark.parametrize("marked_by", [TOKEN, EARLIER])
-def test_a_send_that_died_midway_is_never_repeated(deployment: LocalDeployment, marked_by: str) -> None:
-    claim(deployment, TOKEN, emailResult={"status": "SENDING", "token": marked_by})
-
-    assert send(deployment) == {"channel": "email", "status": "FAILED", "reason": "OutcomeUnknown"}
-    assert calls(deployment, "ses", "SendEmail") == []
-
-
-@pytest.mark.parametrize("current", ["a-newer-claim", None, "no reminder"])
-def test_a_lost_claim_sends_nothing(deployment: LocalDeployment, current: str | None) -> None:
-    if current != "no reminder":
-        claim(deployment, current, emailResult={"status": "SENT", "token": TOKEN, "messageId": "m-1"})
-
-    assert send(deployment) == {"channel": "email", "status": "SKIPPED", "reason": "ClaimLost"}
-    assert calls(deployment, "ses", "SendEmail") == []
+# The channel mark itself (retries, duplicates, take-overs) is tested for both senders in
+# tests/test_channel_marks.py.

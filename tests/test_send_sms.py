@@ -15,7 +15,6 @@ from tests.support import OPTED_OUT_PHONE, claimed_reminder, reminder, sent_sms
 FUNCTION = "SmsSenderFunction"
 RID = "a1#1440"
 TOKEN = "9f" * 16
-EARLIER = "0e" * 16
 PHONE = "+15555550123"
 SMS = {"to": PHONE, "text": "Hello Pat Example, reminder: Tuesday 3 March 2026 at 10:00 CET (Europe/Paris)."}
 #: What must never reach the logs.
@@ -182,84 +181,5 @@ def test_an_error_checking_the_opt_out_sends_nothing(deployment: LocalDeployment
     assert "smsResult" not in stored(deployment)
 
 
-@pytest.mark.parametrize(
-    ("error", "retried"), [("ProvisionedThroughputExceededException", True), ("AccessDeniedException", False)]
-)
-def test_an_error_while_marking_sends_nothing(deployment: LocalDeployment, error: str, retried: bool) -> None:
-    claim(deployment)
-    deployment.inject("dynamodb", "UpdateItem", error)
-
-    if retried:
-        with pytest.raises(FunctionError) as raised:
-            send(deployment)
-        assert raised.value.error["errorType"] == "RetryableError"
-    else:
-        assert send(deployment) == {"channel": "sms", "status": "FAILED", "reason": error}
-    assert calls(deployment, "sns", "Publish") == []
-
-
-def test_an_sms_sent_but_not_recorded_is_still_answered_sent(
-    deployment: LocalDeployment, capsys: pytest.CaptureFixture[str]
-) -> None:
-    claim(deployment)
-    # The write that records the outcome (the one after SNS accepted) fails.
-    sns = deployment.functions[deployment.resources[FUNCTION].ref].module.PROVIDER
-    sns.meta.events.register(
-        "after-call.sns.Publish", lambda **_: deployment.inject("dynamodb", "UpdateItem", "InternalServerError")
-    )
-
-    answer = send(deployment)
-
-    assert answer["status"] == "SENT"
-    assert len(sent_sms(deployment)) == 1
-    assert stored(deployment)["smsResult"] == {"status": "SENDING", "token": TOKEN}
-    assert {"level": "ERROR", "event": "mark_not_recorded", "reminderId": RID, "error": "InternalServerError"} in (
-        log_lines(capsys)
-    )
-
-
-def test_sending_twice_with_the_same_claim_sends_once(deployment: LocalDeployment) -> None:
-    claim(deployment)
-
-    first = send(deployment)
-    second = send(deployment)
-
-    assert second == first
-    assert len(sent_sms(deployment)) == 1
-    assert len(calls(deployment, "sns", "Publish")) == 1
-
-
-@pytest.mark.parametrize(
-    "recorded",
-    [
-        {"status": "SENT", "token": EARLIER, "messageId": "m-1"},
-        {"status": "FAILED", "token": EARLIER, "reason": "InvalidParameter"},
-    ],
-)
-def test_a_result_of_an_earlier_claim_is_returned_not_resent(
-    deployment: LocalDeployment, recorded: dict[str, str]
-) -> None:
-    claim(deployment, TOKEN, smsResult=recorded)  # re-claimed after the earlier execution died
-
-    answer = send(deployment)
-
-    assert answer == {"channel": "sms", **{k: v for k, v in recorded.items() if k != "token"}}
-    assert calls(deployment, "sns", "Publish") == []
-    assert stored(deployment)["smsResult"] == recorded
-
-
-@pytest.mark.parametrize("marked_by", [TOKEN, EARLIER])
-def test_a_send_that_died_midway_is_never_repeated(deployment: LocalDeployment, marked_by: str) -> None:
-    claim(deployment, TOKEN, smsResult={"status": "SENDING", "token": marked_by})
-
-    assert send(deployment) == {"channel": "sms", "status": "FAILED", "reason": "OutcomeUnknown"}
-    assert calls(deployment, "sns", "Publish") == []
-
-
-@pytest.mark.parametrize("current", ["a-newer-claim", None, "no reminder"])
-def test_a_lost_claim_sends_nothing(deployment: LocalDeployment, current: str | None) -> None:
-    if current != "no reminder":
-        claim(deployment, current)
-
-    assert send(deployment) == {"channel": "sms", "status": "SKIPPED", "reason": "ClaimLost"}
-    assert calls(deployment, "sns", "Publish") == []
+# The channel mark itself (retries, duplicates, take-overs) is tested for both senders in
+# tests/test_channel_marks.py.
