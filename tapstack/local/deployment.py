@@ -20,7 +20,7 @@ from cfn_flip import load_yaml
 
 from tapstack.local.functions import Fault, FunctionMonitor, InProcessFunction
 from tapstack.local.pipe import LocalPipe
-from tapstack.local.resolve import PSEUDO_PARAMETERS, Resolver, UnsupportedTemplate, substitute
+from tapstack.local.resolve import Resolver, UnsupportedTemplate, substitute
 from tapstack.sources import HANDLER_MODULES, handler_path
 
 ACCOUNT_ID = "123456789012"
@@ -664,4 +664,4 @@ def _serialize(item: dict[str, Any]) -> dict[str, Any]:
     return {k: serializer.serialize(v) for k, v in item.items()}
 
 
-__all__ = ["PSEUDO_PARAMETERS", "FunctionError", "LocalDeployment", "UnsupportedTemplate", "load_template"]
+__all__ = ["FunctionError", "LocalDeployment", "UnsupportedTemplate", "load_template"]

@@ -11,7 +11,6 @@ class UnsupportedTemplate(ValueError):
     """The template uses something the local runner cannot deploy; the message says what and where."""
 
 
-PSEUDO_PARAMETERS = ("AWS::AccountId", "AWS::Region", "AWS::Partition", "AWS::StackName", "AWS::URLSuffix")
 _SUB_VARIABLE = re.compile(r"\$\{([^}!]+)\}")
 
 
