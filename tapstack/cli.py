@@ -7,6 +7,7 @@ import difflib
 import sys
 from pathlib import Path
 
+from tapstack.budget import TEMPLATE_BODY_LIMIT, Budget
 from tapstack.diagrams import embed_in_readme, workflow_markdown
 from tapstack.render import to_json, to_yaml
 from tapstack.stack import build_template
@@ -47,8 +48,27 @@ def build_parser(prog: str = "build.py") -> argparse.ArgumentParser:
     return parser
 
 
+def report_size(path: Path, text: str) -> bool:
+    """Print the template's size, headroom and largest parts (against the file as it is now);
+    False when it is over what CloudFormation reads without S3."""
+    before = Budget.of(path.read_text(encoding="utf-8")) if path.is_file() else None
+    budget = Budget.of(text)
+    print("\n".join(budget.report(str(path), before)))
+    if budget.headroom >= 0:
+        return True
+    print(
+        f"error: {path} is {budget.size:,} bytes, over the {TEMPLATE_BODY_LIMIT:,} that "
+        "aws cloudformation deploy --template-file sends without an S3 bucket",
+        file=sys.stderr,
+    )
+    return False
+
+
 def run(args: argparse.Namespace) -> int:
     files = outputs(args)
+    template_path = next(iter(files))
+    if args.format == "yaml" and not report_size(template_path, files[template_path]):
+        return 1
     if args.check:
         stale = 0
         for path, text in files.items():

@@ -96,3 +96,42 @@ def test_python_m_tapstack_build_is_the_same_command(tmp_path: Path) -> None:
 def test_build_py_runs_as_a_script() -> None:
     result = subprocess.run([sys.executable, "build.py", "--check"], cwd=ROOT, capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
+
+
+# ---- the template's byte budget -------------------------------------------------------------
+
+
+def test_the_build_reports_size_headroom_and_the_largest_parts(
+    checkout: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert build_main([]) == 0
+    out = capsys.readouterr().out
+    size = (checkout / "lib/TapStack.yml").stat().st_size
+    assert f"lib/TapStack.yml: {size:,} of 51,200 bytes, {51200 - size:,} of headroom" in out
+    assert "AppointmentProcessorFunction" in out and "NotificationWorkflow" in out
+
+
+def test_the_budget_counts_every_byte_once_and_shows_what_a_change_cost() -> None:
+    from tapstack.budget import Budget
+
+    before = Budget.of("Parameters:\n  A: x\nResources:\n  Small:\n    Type: X\n  Big:\n    Type: Y\n")
+    after = Budget.of("Parameters:\n  A: x\nResources:\n  Small:\n    Type: X\n  Big:\n    Type: Y\n    More: z\n")
+
+    assert sum(after.parts.values()) == after.size
+    assert after.parts["Big"] == before.parts["Big"] + len("    More: z\n")
+    report = after.report("t.yml", before)
+    assert report[0] == f"t.yml: {after.size:,} of 51,200 bytes (+12), {51200 - after.size:,} of headroom"
+    assert report[1].split() == ["31", "Big", "(+12)"]
+
+
+def test_a_template_over_the_limit_is_not_written(
+    checkout: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import tapstack.cli
+
+    committed = (checkout / "lib/TapStack.yml").read_text(encoding="utf-8")
+    monkeypatch.setattr(tapstack.cli, "render", lambda fmt="yaml": committed + "#" * 51200)
+
+    assert build_main([]) == 1
+    assert "over the 51,200" in capsys.readouterr().err
+    assert (checkout / "lib/TapStack.yml").read_text(encoding="utf-8") == committed
