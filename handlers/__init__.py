@@ -1,4 +1,5 @@
 """Lambda handlers, one module per function, inlined into the template as ``Code.ZipFile``.
 
-Each module is self-contained: it may import only the standard library and boto3/botocore.
+A handler may import the standard library, boto3/botocore and its sibling modules (relative
+imports); the build bundles the siblings into its ``index.py`` (``tapstack/sources.py``).
 """

@@ -1,116 +1,48 @@
-"""SendSMS: deliver one rendered reminder SMS through SNS, at most once per channel.
+"""SendSMS: deliver one rendered reminder SMS through SNS, at most once.
 
 Contract: handlers/README.md (SendEmail / SendSMS). Input ``{"reminderId", "claimToken", "message"}``
 with the message ``{"to", "text"}`` or null; output
 ``{"channel": "sms", "status": "SENT"|"SKIPPED"|"FAILED", "messageId"?, "reason"?}``.
-
-From ``TRANSIENT`` to ``deliver`` this is the same mechanism, line for line, as send_email.py (each
-inlined handler must stand alone): the channel is marked on the reminder (``smsResult``) with a
-conditional write before SNS is called, so that a retried, duplicated or late invocation never
-sends a second time.
+The at-most-once mechanism is channel_marks.py, shared with send_email.py.
 """
 
-import json
-import os
 import re
+from typing import Any
 
 import boto3
 from botocore.config import Config
 
-TABLE = os.environ["REMINDERS_TABLE"]
-CHANNEL, MARK = "sms", "smsResult"
-DDB = boto3.client("dynamodb", config=Config(connect_timeout=2, read_timeout=3, retries={"mode": "standard"}))
+from .channel_marks import answer, deliver_message
+
+CHANNEL = "sms"
 # One attempt per invocation: botocore retrying a request that may have reached SNS could send twice.
-PROVIDER = boto3.client("sns", config=Config(connect_timeout=2, read_timeout=10, retries={"max_attempts": 1}))
-# Worth another try, because nothing was sent: throttling (KMS's too), 5xx answers, no connection made.
-# A read timeout or a connection lost while waiting is not: the message may be out (FAILED, never resent).
-TRANSIENT = re.compile(r"Thrott|TooMany|RequestLimit|ThroughputExc|Internal|Unavailable|EndpointConn|ConnectTimeout")
+sns = boto3.client("sns", config=Config(connect_timeout=2, read_timeout=10, retries={"max_attempts": 1}))
+E164 = re.compile(r"\+[1-9]\d{6,14}")
 
 
-class RetryableError(Exception):
-    pass  # Step Functions retries it by this name
-
-
-def log(level, event, **fields):
-    """One JSON line of ids, channel, outcome and error codes: never contact data or message text."""
-    print(json.dumps({"level": level, "event": event, **fields}))
-
-
-def code(error):
-    return (getattr(error, "response", None) or {}).get("Error", {}).get("Code") or type(error).__name__
-
-
-def answer(status, reason=None, **fields):
-    return {"channel": CHANNEL, "status": status, **({"reason": reason} if reason else {}), **fields}
-
-
-def mark(reminder_id, token, result=None, first=False):
-    """Set the channel's mark to ``result`` (``first``: only if it has none yet), or remove it.
-
-    Only the claim holder writes: while ``claimToken`` is ours, the mark is the one we set.
-    """
-    values = {":t": {"S": token}}
-    if result:
-        values[":m"] = {"M": {k: {"S": str(v)} for k, v in {**result, "token": token}.items() if k != "channel"}}
-    DDB.update_item(
-        TableName=TABLE, Key={"reminderId": {"S": reminder_id}}, ExpressionAttributeValues=values,
-        UpdateExpression=f"SET {MARK} = :m" if result else f"REMOVE {MARK}",
-        ConditionExpression="claimToken = :t" + (f" AND attribute_not_exists({MARK})" if first else ""),
-        ReturnValuesOnConditionCheckFailure="ALL_OLD")
-
-
-def deliver(reminder_id, token, send):
-    """Mark the channel, call ``send`` (returns the provider's message id), record the outcome."""
-    try:
-        mark(reminder_id, token, {"status": "SENDING"}, first=True)
-    except DDB.exceptions.ConditionalCheckFailedException as refused:
-        # The stubs type the refused item as object; it is the reminder as it was (DynamoDB JSON).
-        old = refused.response.get("Item", {})
-        prior = {k: v["S"] for k, v in old.get(MARK, {"M": {}})["M"].items() if k != "token"}  # type: ignore[attr-defined]
-        if old.get("claimToken") != {"S": token}:  # type: ignore[attr-defined]
-            return answer("SKIPPED", "ClaimLost")
-        if prior.get("status", "SENDING") == "SENDING":  # an attempt died mid-send: it may have sent
-            return answer("FAILED", "OutcomeUnknown")
-        return answer(**prior)  # final already, from this claim or an earlier one: not sent again
-    try:
-        result = answer("SENT", messageId=send())
-    except Exception as error:
-        if TRANSIENT.search(code(error)):
-            mark(reminder_id, token)  # nothing was sent: the retry may send
-            raise
-        result = answer("FAILED", code(error))
-    try:
-        mark(reminder_id, token, result)
-    except Exception as error:  # sent is sent: the answer stands, the workflow records it
-        log("ERROR", "mark_not_recorded", reminderId=reminder_id, error=code(error))
-    return result
-
-
-def problem(message):
+def problem(message: dict[str, str] | None) -> dict[str, Any] | None:
     """Why this message cannot be sent (a SKIPPED or FAILED answer), or None."""
     if message is None:
-        return answer("SKIPPED", "ChannelNotRequested")
+        return answer(CHANNEL, "SKIPPED", "ChannelNotRequested")
     if not message.get("to"):
-        return answer("SKIPPED", "NoAddress")
-    if not re.fullmatch(r"\+[1-9]\d{6,14}", str(message["to"])):  # E.164
-        return answer("FAILED", "InvalidPhoneNumber")
-    if PROVIDER.check_if_phone_number_is_opted_out(phoneNumber=message["to"])["isOptedOut"]:
-        return answer("SKIPPED", "OptedOut")  # SNS would not deliver it: say so, not SENT
+        return answer(CHANNEL, "SKIPPED", "NoAddress")
+    if not E164.fullmatch(str(message["to"])):
+        return answer(CHANNEL, "FAILED", "InvalidPhoneNumber")
+    if sns.check_if_phone_number_is_opted_out(phoneNumber=message["to"])["isOptedOut"]:
+        return answer(CHANNEL, "SKIPPED", "OptedOut")  # SNS would not deliver it: say so, not SENT
+    return None
 
 
-def send(message):
+def send(message: dict[str, str]) -> str:
+    """Send the SMS; SNS's message id."""
     kind = {"DataType": "String", "StringValue": "Transactional"}  # a reminder is not marketing
-    return PROVIDER.publish(PhoneNumber=message["to"], Message=message["text"],
-                            MessageAttributes={"AWS.SNS.SMS.SMSType": kind})["MessageId"]  # type: ignore[dict-item]
+    response = sns.publish(
+        PhoneNumber=message["to"],
+        Message=message["text"],
+        MessageAttributes={"AWS.SNS.SMS.SMSType": kind},  # type: ignore[dict-item]
+    )
+    return response["MessageId"]
 
 
-def handler(event, context):
-    reminder_id, message = event["reminderId"], event.get("message")
-    try:
-        result = problem(message) or deliver(reminder_id, event["claimToken"], lambda: send(message))
-    except Exception as error:  # a transient one is retried; any other is the answer
-        if TRANSIENT.search(code(error)):
-            raise RetryableError(code(error)) from None
-        result = answer("FAILED", code(error))
-    log("INFO", "delivery", reminderId=reminder_id, **result)
-    return result
+def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    return deliver_message(CHANNEL, event, problem, send)

@@ -11,7 +11,6 @@ from troposphere.sns import SubscriptionResource, Topic
 from troposphere.sqs import Queue
 from troposphere.stepfunctions import StateMachine
 
-from tapstack.functions import BuiltFunction
 from tapstack.settings import Settings
 
 #: The metric the status updater emits (embedded metric format) for each reminder it records.
@@ -91,18 +90,17 @@ def add_alarms(
     settings: Settings,
     topic: Topic,
     workflow: StateMachine,
-    functions: dict[str, BuiltFunction],
     dead_letter_queue: Queue,
 ) -> list[Alarm]:
-    """Three alarms. The first sums the workflow's failures and timeouts and each function's errors
-    and throttles, so any one of them raises it (the alarm's graph shows which)."""
+    """Three alarms. The first sums the workflow's failed and timed-out executions.
+
+    It watches executions, not functions: Lambda's ``Errors`` counts every failed attempt, also the
+    ones the workflow's retries absorbed, so it would page for nothing in a busy hour; a function
+    failure that the retries do not absorb fails the execution, or records the reminder FAILED (the
+    third alarm).
+    """
     errors = [
         ("AWS/States", name, "StateMachineArn", Ref(workflow)) for name in ("ExecutionsFailed", "ExecutionsTimedOut")
-    ]
-    errors += [
-        ("AWS/Lambda", name, "FunctionName", Ref(built.function))
-        for built in functions.values()
-        for name in ("Errors", "Throttles")
     ]
     return [
         _alarm(
@@ -110,7 +108,7 @@ def add_alarms(
             settings,
             "WorkflowErrorsAlarm",
             topic,
-            "An execution failed or timed out, or a function failed or was throttled",
+            "An execution of the workflow failed or timed out",
             Metrics=_sum_of(errors),
         ),
         _alarm(

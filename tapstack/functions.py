@@ -9,7 +9,7 @@ import awacs.dynamodb as dynamodb
 import awacs.kms as kms
 from awacs.aws import Statement
 from awacs.helpers.trust import make_simple_assume_policy
-from troposphere import GetAtt, Ref, Template
+from troposphere import FindInMap, GetAtt, Ref, Sub, Template
 from troposphere.awslambda import Code, Environment, Function, LoggingConfig, TracingConfig
 from troposphere.iam import Role
 from troposphere.kms import Key
@@ -18,7 +18,7 @@ from troposphere.sns import Topic
 
 from tapstack import policies
 from tapstack.settings import Settings
-from tapstack.sources import HANDLER_MODULES, handler_source
+from tapstack.sources import HANDLER_MODULES, handler_parts
 from tapstack.storage import DUE_INDEX, DUE_INDEX_SHARDS, AppointmentsTableRef
 
 #: The newest Python runtime cfn-lint knows and does not mark deprecated.
@@ -39,6 +39,34 @@ CHECKOV_SKIPS = {
 def checkov_skips(reserved_concurrency: int | None) -> list[dict[str, str]]:
     skipped = [k for k in CHECKOV_SKIPS if not (k == "CKV_AWS_115" and reserved_concurrency is not None)]
     return [{"id": check, "comment": CHECKOV_SKIPS[check]} for check in skipped]
+
+
+#: The mapping that holds, once, the handler modules several functions share (its top-level key is
+#: the language). CloudFormation has no YAML aliases; ``Fn::FindInMap`` is how a template repeats a value.
+SHARED_CODE_MAPPING = "HandlerModules"
+SHARED_CODE_KEY = "Python"
+
+
+def inline_code(template: Template, module: str) -> Any:
+    """The function's ``Code.ZipFile``: its ``index.py``. A module that other handlers import too is
+    stored once in the template's mappings and substituted in (``${channelMarks}``), each on a line
+    of its own, in the order ``index.py`` runs them; two systems in one template share the mapping."""
+    parts = handler_parts(module)
+    shared = {_mapping_key(part.module): part.code for part in parts if part.shared}
+    own = parts[-1].code
+    if not shared:
+        return own
+    stored = template.mappings.setdefault(SHARED_CODE_MAPPING, {}).setdefault(SHARED_CODE_KEY, {})
+    stored.update(shared)
+    # ${ in the code itself would be read as a variable: ${! is Fn::Sub's way to write it.
+    text = "".join(f"${{{key}}}\n" for key in shared) + own.replace("${", "${!")
+    return Sub(text, **{key: FindInMap(SHARED_CODE_MAPPING, SHARED_CODE_KEY, key) for key in shared})
+
+
+def _mapping_key(module: str) -> str:
+    """``channel_marks`` → ``channelMarks``: mapping keys are letters and digits only."""
+    first, *rest = module.split("_")
+    return first + "".join(word.capitalize() for word in rest)
 
 
 @dataclass
@@ -111,7 +139,7 @@ def _add_function(template: Template, settings: Settings, key: Key, spec: Functi
             Role=GetAtt(role, "Arn"),
             Timeout=spec.timeout,
             MemorySize=spec.memory,
-            Code=Code(ZipFile=handler_source(HANDLER_MODULES[spec.logical_id])),
+            Code=Code(ZipFile=inline_code(template, HANDLER_MODULES[spec.logical_id])),
             Environment=Environment(Variables=spec.environment),
             KmsKeyArn=GetAtt(key, "Arn"),
             TracingConfig=TracingConfig(Mode="Active"),

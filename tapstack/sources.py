@@ -1,12 +1,22 @@
-"""The Lambda handlers' source, read from the ``handlers`` package and inlined as ``ZipFile``."""
+"""The Lambda handlers' source as the template inlines it: bundled into one ``index.py``, minified.
+
+A handler in ``handlers/`` is ordinary, documented code and may import its sibling modules
+(``from .channel_marks import deliver_message``). CloudFormation's ``Code.ZipFile`` makes a single
+``index.py``, so the build runs each sibling module first, in the same file (:func:`handler_parts`).
+CloudFormation reads at most 51,200 bytes of template from a file, so each part is minified with
+python-minifier (:func:`minify`), within what keeps the code debuggable in the Lambda console, and
+a part that several functions share is stored once in the template (``tapstack.functions``).
+"""
 
 from __future__ import annotations
 
 import ast
-import io
-import tokenize
+from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
+from typing import Any
+
+import python_minifier
 
 #: Handler module of each function, by the function's logical ID (without prefix).
 HANDLER_MODULES = {
@@ -16,125 +26,161 @@ HANDLER_MODULES = {
     "StatusUpdaterFunction": "update_status",
 }
 
-_DEFINITIONS = (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)
-_FSTRING_START = getattr(tokenize, "FSTRING_START", -1)
-_FSTRING_END = getattr(tokenize, "FSTRING_END", -1)
+#: What the minifier may do. It removes docstrings, comments, annotations and blank lines, joins the
+#: simple statements of a block with ``;``, shortens whitespace, indents by one character and gives
+#: local variables short names (``result`` becomes ``A``). It keeps what a reader of a stack trace or
+#: a log line in the Lambda console needs: every statement, in its order; every module-level name
+#: (the functions a stack trace names, the classes, the constants the code reads); every string where
+#: it is used (log events, error codes, expressions).
+MINIFIER_OPTIONS: dict[str, Any] = dict(
+    remove_literal_statements=True,  # docstrings
+    remove_annotations=True,
+    rename_locals=True,  # no log line and no stack-trace frame shows a local's name
+    rename_globals=False,
+    hoist_literals=False,  # a string stays where it is used, not in a variable named A
+    remove_asserts=False,
+    remove_debug=False,
+    prefer_single_line=False,  # module-level statements keep a line each
+    constant_folding=False,  # 24 * 3600 stays as written
+)
+
+_FUTURE = "__future__"
+#: Modules imported for annotations only: once the minifier has removed the annotations, what is
+#: imported from them and no longer used is dropped too.
+_TYPING_MODULES = ("typing", "collections.abc")
 
 
 def handler_path(module: str) -> Path:
-    """Where the handler's file is (``handlers/<module>.py`` in a checkout)."""
+    """Where a handler module's file is (``handlers/<module>.py`` in a checkout)."""
     return Path(str(resources.files("tapstack.handlers").joinpath(f"{module}.py")))
 
 
-def handler_source(module: str) -> str:
-    """The handler as the template inlines it (see :func:`strip_documentation`)."""
-    path = handler_path(module)
-    source = path.read_text(encoding="utf-8")
-    for number, line in enumerate(source.splitlines(), start=1):
-        # Trailing whitespace or a tab makes the YAML writer fall back to one escaped line.
-        if line != line.rstrip() or "\t" in line:
-            raise ValueError(f"{path}:{number}: trailing whitespace or a tab breaks the inlined code")
-    return compact(source)
+@dataclass(frozen=True)
+class Part:
+    """One module of a handler's ``index.py``, minified: a sibling it imports, or its own code."""
+
+    module: str
+    code: str
+    shared: bool
 
 
-def compact(source: str) -> str:
-    """The handler as inlined: documentation stripped, each block indented by one space.
+def handler_parts(module: str) -> list[Part]:
+    """The modules of the handler's ``index.py`` in the order it runs them: each sibling module the
+    handler imports (recursively), once, before the module that imports it, then the handler's own
+    code without those imports.
 
-    Raises ``ValueError`` if the result is not the same program (its syntax tree differs).
+    Raises ``ValueError`` when a name imported from a sibling is not defined there, or when two
+    modules define the same name differently (in one file, one would overwrite the other).
     """
-    result = reindent(strip_documentation(source), width=1)
-    if ast.dump(_without_docstrings(ast.parse(source))) != ast.dump(ast.parse(result)):
-        raise ValueError("compacting the handler changed its code")
+    bundler = _Bundler()
+    bundler.collect(module)
+    return [Part(name, minify(source), shared=name != module) for name, source in bundler.parts]
+
+
+def handler_source(module: str) -> str:
+    """The handler exactly as Lambda runs it: its ``index.py``, a blank line between its parts."""
+    return "\n".join(part.code for part in handler_parts(module))
+
+
+class _Bundler:
+    """Collects a handler's modules in run order, checking that one namespace can hold them all."""
+
+    def __init__(self) -> None:
+        self.parts: list[tuple[str, str]] = []  # (module, its source without its sibling imports)
+        self.definitions: dict[str, tuple[str, str]] = {}  # name → (module, what it is bound to)
+
+    def collect(self, module: str) -> None:
+        text = handler_path(module).read_text(encoding="utf-8")
+        dropped: set[int] = set()
+        for node in ast.parse(text).body:
+            span = range(node.lineno, (node.end_lineno or node.lineno) + 1)
+            if isinstance(node, ast.ImportFrom) and node.level == 1:
+                sibling = node.module or ""
+                self._check_imported_names(module, sibling, node)
+                if all(name != sibling for name, _ in self.parts):
+                    self.collect(sibling)
+                dropped.update(span)
+            elif isinstance(node, ast.ImportFrom) and node.level > 1:
+                raise ValueError(
+                    f"handlers/{module}.py:{node.lineno}: only a sibling (from .x import y) can be bundled"
+                )
+            elif isinstance(node, ast.ImportFrom) and node.module == _FUTURE:
+                dropped.update(span)  # must come first in a file; annotations are removed anyway
+            else:
+                self._define(module, node)
+        kept = [line for number, line in enumerate(text.splitlines(), start=1) if number not in dropped]
+        self.parts.append((module, "\n".join(kept) + "\n"))
+
+    def _check_imported_names(self, module: str, sibling: str, node: ast.ImportFrom) -> None:
+        path = handler_path(sibling)
+        if not path.is_file():
+            raise ValueError(f"handlers/{module}.py:{node.lineno}: no sibling module handlers/{sibling}.py")
+        statements = ast.parse(path.read_text(encoding="utf-8")).body
+        defined = {name for statement in statements for name, _ in _bindings(sibling, statement)}
+        for alias in node.names:
+            if alias.name not in defined:
+                raise ValueError(f"handlers/{module}.py:{node.lineno}: {alias.name} is not defined in {sibling}.py")
+            if alias.asname and alias.asname != alias.name:
+                raise ValueError(f"handlers/{module}.py:{node.lineno}: a bundled name cannot be renamed (as)")
+
+    def _define(self, module: str, node: ast.stmt) -> None:
+        for name, meaning in _bindings(module, node):
+            earlier = self.definitions.get(name)
+            if earlier is not None and earlier[1] != meaning:
+                raise ValueError(
+                    f"handlers/{module}.py:{node.lineno}: {name} is also defined by handlers/{earlier[0]}.py;"
+                    " in one index.py one would overwrite the other: rename one"
+                )
+            self.definitions.setdefault(name, (module, meaning))
+
+
+def _bindings(module: str, node: ast.stmt) -> list[tuple[str, str]]:
+    """(name, what it is bound to) for each module-level name a statement binds. Two imports of the
+    same thing bind it the same way; any other definition is its own module's."""
+    if isinstance(node, ast.Import):
+        return [((alias.asname or alias.name).split(".")[0], f"import {alias.name}") for alias in node.names]
+    if isinstance(node, ast.ImportFrom):
+        return [(alias.asname or alias.name, f"from {node.module} import {alias.name}") for alias in node.names]
+    own = f"{module}:{node.lineno}"
+    if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+        return [(node.name, own)]
+    targets: list[ast.expr] = []
+    if isinstance(node, ast.Assign):
+        targets = list(node.targets)
+    elif isinstance(node, (ast.AnnAssign, ast.AugAssign)):
+        targets = [node.target]
+    return [(name.id, own) for target in targets for name in ast.walk(target) if isinstance(name, ast.Name)]
+
+
+def minify(source: str) -> str:
+    """The code made small (``MINIFIER_OPTIONS``), indented with spaces for the YAML block.
+
+    python-minifier indents with tabs; a tab would make the YAML writer give up the readable ``|``
+    block for one escaped line, so each leading tab becomes one space (the same program).
+    """
+    minified: str = python_minifier.minify(source, **MINIFIER_OPTIONS)
+    lines = []
+    for line in minified.splitlines():
+        depth = len(line) - len(line.lstrip("\t"))
+        lines.append(" " * depth + line[depth:])
+    result = _without_unused_typing_imports("\n".join(lines) + "\n")
+    if ast.dump(ast.parse(result)) != ast.dump(ast.parse(_without_unused_typing_imports(minified))):
+        raise ValueError("indenting the minified handler with spaces changed its code")
     return result
 
 
-def _without_docstrings(tree: ast.Module) -> ast.Module:
-    for node in ast.walk(tree):
-        if isinstance(node, _DEFINITIONS) and node.body and _is_docstring(node.body[0]):
-            node.body = node.body[1:]
-    return tree
-
-
-def _is_docstring(statement: ast.stmt) -> bool:
-    return (
-        isinstance(statement, ast.Expr)
-        and isinstance(statement.value, ast.Constant)
-        and isinstance(statement.value.value, str)
-    )
-
-
-def reindent(source: str, width: int = 2) -> str:
-    """Each block indented by ``width`` spaces. A continuation line moves with the statement it
-    continues; the inside of a multi-line string stays as it is."""
-    lines = source.splitlines()
-    shift_of: dict[int, int] = {}  # line number → spaces to take off its start
-    inside_strings: set[int] = set()
-    depth, shift, statement_starts = 0, 0, True
-    f_string_starts: list[int] = []
-    for token in tokenize.generate_tokens(io.StringIO(source).readline):
-        if token.type == tokenize.INDENT:
-            depth += 1
-        elif token.type == tokenize.DEDENT:
-            depth -= 1
-        elif token.type not in (tokenize.NL, tokenize.COMMENT, tokenize.ENDMARKER):
-            row = token.start[0]
-            if token.type == tokenize.STRING and token.end[0] > row:
-                inside_strings.update(range(row + 1, token.end[0] + 1))
-            elif token.type == _FSTRING_START:
-                f_string_starts.append(row)
-            elif token.type == _FSTRING_END:
-                inside_strings.update(range(f_string_starts.pop() + 1, token.end[0] + 1))
-            if row not in shift_of:
-                if statement_starts:
-                    shift = token.start[1] - depth * width
-                shift_of[row] = shift
-            statement_starts = token.type == tokenize.NEWLINE
-    result = []
-    for number, line in enumerate(lines, start=1):
-        if number not in inside_strings:
-            line = line[min(shift_of.get(number, 0), len(line) - len(line.lstrip(" "))) :]
-        result.append(line)
-    return "\n".join(result) + "\n"
-
-
-def strip_documentation(source: str) -> str:
-    """The same code without docstrings, comments and blank lines.
-
-    CloudFormation accepts at most 51,200 bytes of template from a file; the documented source
-    stays in ``handlers/``. Works line by line on the tokens (not ``ast.unparse``) so that the
-    result is the same on every Python version and keeps the code's own formatting.
-    """
-    tree = ast.parse(source)
-    dropped: set[int] = set()
-    for node in ast.walk(tree):
-        if not isinstance(node, _DEFINITIONS) or not node.body:
+def _without_unused_typing_imports(code: str) -> str:
+    """``code`` without the names it imports from ``_TYPING_MODULES`` and never uses."""
+    tree = ast.parse(code)
+    used = {node.id for node in ast.walk(tree) if isinstance(node, ast.Name)}
+    lines: list[str | None] = list(code.splitlines())
+    for node in tree.body:
+        if not (isinstance(node, ast.ImportFrom) and node.module in _TYPING_MODULES):
             continue
-        first = node.body[0]
-        if isinstance(first, ast.Expr) and isinstance(first.value, ast.Constant) and isinstance(first.value.value, str):
-            if len(node.body) == 1:
-                raise ValueError(f"line {first.lineno}: a body that is only a docstring would be left empty")
-            dropped.update(range(first.lineno, (first.end_lineno or first.lineno) + 1))
-    comment_at: dict[int, int] = {}
-    inside_strings: set[int] = set()
-    f_string_starts: list[int] = []
-    for token in tokenize.generate_tokens(io.StringIO(source).readline):
-        if token.type == tokenize.COMMENT:
-            comment_at[token.start[0]] = token.start[1]
-        elif token.type == tokenize.STRING and token.end[0] > token.start[0]:
-            inside_strings.update(range(token.start[0] + 1, token.end[0] + 1))
-        elif token.type == _FSTRING_START:  # Python 3.12+ splits f-strings into several tokens
-            f_string_starts.append(token.start[0])
-        elif token.type == _FSTRING_END:
-            inside_strings.update(range(f_string_starts.pop() + 1, token.end[0] + 1))
-    kept: list[str] = []
-    for number, line in enumerate(source.splitlines(), start=1):
-        if number in dropped:
-            continue
-        if number in inside_strings:
-            kept.append(line)
-            continue
-        if number in comment_at:
-            line = line[: comment_at[number]].rstrip()
-        if line.strip():
-            kept.append(line)
-    return "\n".join(kept) + "\n"
+        kept = [alias for alias in node.names if (alias.asname or alias.name) in used]
+        names = ",".join(alias.name + (f" as {alias.asname}" if alias.asname else "") for alias in kept)
+        for number in range(node.lineno, (node.end_lineno or node.lineno) + 1):
+            lines[number - 1] = None
+        if kept:
+            lines[node.lineno - 1] = f"from {node.module} import {names}"
+    return "\n".join(line for line in lines if line is not None) + "\n"

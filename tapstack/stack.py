@@ -69,9 +69,7 @@ class AppointmentReminders:
         triggers = add_triggers(template, settings, self.key, self.appointments, self.state_machine)
         self.rule, self.pipe, self.dead_letter_queue = triggers.rule, triggers.pipe, triggers.dead_letter_queue
         self.alarm_topic = add_alarm_topic(template, settings, self.key)
-        self.alarms = add_alarms(
-            template, settings, self.alarm_topic, self.state_machine, built, self.dead_letter_queue
-        )
+        self.alarms = add_alarms(template, settings, self.alarm_topic, self.state_machine, self.dead_letter_queue)
         if props.outputs:
             self._add_outputs()
 

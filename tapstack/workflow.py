@@ -111,8 +111,7 @@ def delivery_branch(channel: str, state: str, function: str, timeout: int) -> di
 def definition(functions: dict[str, BuiltFunction], max_concurrency: int) -> dict[str, Any]:
     """Find or plan, claim and render (one Lambda); deliver each claimed reminder; continue if more."""
     timeout = {name: built.timeout for name, built in functions.items()}
-    deliver_one = {
-        "ProcessorConfig": {"Mode": "INLINE"},
+    deliver_one = {  # an inline Map (ProcessorConfig's default)
         "StartAt": "Deliver",
         "States": {
             "Deliver": {

@@ -89,7 +89,7 @@ def test_a_message_sent_but_not_recorded_is_still_answered_sent(
 ) -> None:
     claimed_reminder(deployment, TOKEN)
     # The write that records the outcome (the one after the provider accepted) fails.
-    provider = deployment.functions[deployment.resources[channel.function].ref].module.PROVIDER
+    provider = deployment.functions[deployment.resources[channel.function].ref].module.__dict__[channel.service]
     provider.meta.events.register(
         f"after-call.{channel.service}.{channel.operation}",
         lambda **_: deployment.inject("dynamodb", "UpdateItem", "InternalServerError"),

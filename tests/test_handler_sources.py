@@ -1,4 +1,5 @@
-"""The handlers as CloudFormation inlines them: standard library and boto3 only, the same program."""
+"""The handlers as CloudFormation inlines them: one ``index.py`` each, standard library and boto3 only,
+small, debuggable, and exactly what the template holds."""
 
 from __future__ import annotations
 
@@ -6,92 +7,167 @@ import ast
 import io
 import sys
 import tokenize
+from pathlib import Path
+from typing import Any
 
 import pytest
 
-from tapstack.sources import HANDLER_MODULES, compact, handler_path, handler_source, reindent, strip_documentation
+import tapstack.sources as sources
+from tapstack.local import load_template
+from tapstack.local.resolve import Resolver
+from tapstack.sources import HANDLER_MODULES, handler_parts, handler_path, handler_source, minify
 
 #: What the Lambda Python runtime provides besides the standard library.
 RUNTIME_PACKAGES = {"boto3", "botocore"}
+HANDLERS = sorted(HANDLER_MODULES.values())
+ALL_MODULES = sorted(path.stem for path in handler_path("common").parent.glob("*.py") if path.stem != "__init__")
 
 
 def imported_modules(source: str) -> set[str]:
+    """Top-level packages imported with absolute imports."""
     modules = set()
     for node in ast.walk(ast.parse(source)):
         if isinstance(node, ast.Import):
             modules.update(alias.name.split(".")[0] for alias in node.names)
-        elif isinstance(node, ast.ImportFrom):
-            assert node.level == 0, "a relative import cannot work in an inlined index.py"
+        elif isinstance(node, ast.ImportFrom) and node.level == 0:
             modules.add((node.module or "").split(".")[0])
     return modules
 
 
-@pytest.mark.parametrize("module", sorted(HANDLER_MODULES.values()))
-def test_handlers_import_only_the_standard_library_and_boto3(module: str) -> None:
-    imported = imported_modules(handler_path(module).read_text(encoding="utf-8"))
-    assert imported, "a handler imports at least boto3"
-    outside = imported - RUNTIME_PACKAGES - set(sys.stdlib_module_names)
+def relative_imports(source: str) -> list[ast.ImportFrom]:
+    return [node for node in ast.walk(ast.parse(source)) if isinstance(node, ast.ImportFrom) and node.level]
+
+
+@pytest.mark.parametrize("module", ALL_MODULES)
+def test_handler_modules_import_only_the_standard_library_boto3_and_their_siblings(module: str) -> None:
+    source = handler_path(module).read_text(encoding="utf-8")
+    outside = imported_modules(source) - RUNTIME_PACKAGES - set(sys.stdlib_module_names)
     assert outside == set(), f"{module} imports {sorted(outside)}: the inlined code cannot bring them"
+    for node in relative_imports(source):
+        assert node.level == 1 and f"{node.module}" in ALL_MODULES, "only a sibling module can be bundled"
 
 
-@pytest.mark.parametrize("module", sorted(HANDLER_MODULES.values()))
-def test_the_inlined_code_is_the_same_program_without_documentation(module: str) -> None:
+@pytest.mark.parametrize("module", HANDLERS)
+def test_the_inlined_code_stands_alone(module: str) -> None:
     inlined = handler_source(module)
+    compile(inlined, f"<{module}>/index.py", "exec")
+    assert relative_imports(inlined) == [], "index.py is alone in its package"
+    outside = imported_modules(inlined) - RUNTIME_PACKAGES - set(sys.stdlib_module_names)
+    assert outside == set()
+    assert "handler" in {node.name for node in ast.parse(inlined).body if isinstance(node, ast.FunctionDef)}
+
+
+@pytest.mark.parametrize("module", HANDLERS)
+def test_the_inlined_code_keeps_what_a_console_reader_needs(module: str) -> None:
+    """Minified, but every function and class a stack trace names, every module-level name and every
+    log event keep their names; no docstring, comment, tab or trailing space is left."""
+    inlined = handler_source(module)
+    tree = ast.parse(inlined)
+    for part in handler_parts(module):
+        source = ast.parse(handler_path(part.module).read_text(encoding="utf-8"))
+        defined = {n.name for n in source.body if isinstance(n, (ast.FunctionDef, ast.ClassDef))}
+        assigned = {
+            t.id for n in source.body if isinstance(n, ast.Assign) for t in n.targets if isinstance(t, ast.Name)
+        }
+        kept = {n.name for n in tree.body if isinstance(n, (ast.FunctionDef, ast.ClassDef))}
+        kept_names = {
+            t.id for n in tree.body if isinstance(n, ast.Assign) for t in n.targets if isinstance(t, ast.Name)
+        }
+        assert defined <= kept and assigned <= kept_names
+        events = {
+            node.args[1].value
+            for node in ast.walk(source)
+            if isinstance(node, ast.Call)
+            and getattr(node.func, "id", None) == "log"
+            and isinstance(node.args[1], ast.Constant)
+        }
+        assert all(f"'{event}'" in inlined for event in events)
     tokens = tokenize.generate_tokens(io.StringIO(inlined).readline)
-    assert not [t.string for t in tokens if t.type == tokenize.COMMENT]
-    for node in ast.walk(ast.parse(inlined)):
+    assert not [token for token in tokens if token.type == tokenize.COMMENT]
+    for node in ast.walk(tree):
         if isinstance(node, (ast.Module, ast.FunctionDef, ast.ClassDef)):
             assert ast.get_docstring(node) is None
     assert all(line == line.rstrip() and "\t" not in line for line in inlined.splitlines())
-    original = ast.parse(handler_path(module).read_text(encoding="utf-8"))
-    assert len(inlined) < len(ast.unparse(original)), "compacting made it smaller"
+    documented = sum(len(handler_path(part.module).read_text(encoding="utf-8")) for part in handler_parts(module))
+    assert len(inlined) < documented / 2
 
 
-def test_stripping_keeps_strings_and_code() -> None:
-    source = (
-        '"""Module."""\nimport os  # why\n\n\ndef f(a):\n    """Doc."""\n'
-        '    text = """line\n\n    # kept"""\n    return {\n        "a": a,  # note\n    }\n'
+def test_the_template_holds_each_handler_exactly(template_data: dict[str, Any]) -> None:
+    """Resolved as CloudFormation resolves it (shared modules from the mappings), each function's
+    ZipFile is the handler's index.py, byte for byte."""
+    resolver = Resolver(template_data, {}, {}, ref=lambda name: name, get_att=lambda name, attribute: name)
+    for logical_id, module in HANDLER_MODULES.items():
+        zip_file = template_data["Resources"][logical_id]["Properties"]["Code"]["ZipFile"]
+        assert resolver.resolve(zip_file) == handler_source(module)
+
+
+def test_a_module_shared_by_several_functions_is_stored_once(template_text: str) -> None:
+    template = load_template(template_text)
+    shared = template["Mappings"]["HandlerModules"]["Python"]
+    assert set(shared) == {"common", "channelMarks"}
+    for key, code in shared.items():
+        assert template_text.count(code.splitlines()[-1]) == 1, f"{key} is written once"
+
+
+# ---- the bundler ---------------------------------------------------------------------------
+
+
+@pytest.fixture
+def handlers(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """An empty handlers folder that the build reads instead of the real one."""
+    monkeypatch.setattr(sources, "handler_path", lambda module: tmp_path / f"{module}.py")
+    return tmp_path
+
+
+def write(folder: Path, module: str, source: str) -> None:
+    (folder / f"{module}.py").write_text(source, encoding="utf-8")
+
+
+def test_siblings_run_first_once_and_in_order(handlers: Path) -> None:
+    write(handlers, "base", '"""Base."""\nimport json\nSEP = ","\n')
+    write(handlers, "middle", "from .base import SEP\nimport json\n\ndef join(items):\n    return SEP.join(items)\n")
+    write(
+        handlers, "main", "from .base import SEP\nfrom .middle import join\n\ndef handler(e, c):\n    return join(e)\n"
     )
-    assert strip_documentation(source) == (
-        'import os\ndef f(a):\n    text = """line\n\n    # kept"""\n    return {\n        "a": a,\n    }\n'
-    )
-    assert reindent(strip_documentation(source), width=1) == (
-        'import os\ndef f(a):\n text = """line\n\n    # kept"""\n return {\n     "a": a,\n }\n'
-    )
-    assert compact(source) == reindent(strip_documentation(source), width=1)
+
+    parts = handler_parts("main")
+
+    assert [(part.module, part.shared) for part in parts] == [("base", True), ("middle", True), ("main", False)]
+    namespace: dict[str, Any] = {}
+    exec(handler_source("main"), namespace)  # noqa: S102 - the bundle under test
+    assert namespace["handler"](["a", "b"], None) == "a,b"
 
 
-def test_a_change_of_meaning_is_refused() -> None:
-    with pytest.raises(ValueError, match="only a docstring"):
-        strip_documentation('def f():\n    """Only a docstring."""\n')
-
-
-def test_trailing_whitespace_in_a_handler_is_refused(
-    tmp_path: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch
+@pytest.mark.parametrize(
+    ("sibling", "main", "message"),
+    [
+        ("X = 1\n", "from .base import Y\n", "Y is not defined in base.py"),
+        ("X = 1\n", "from .base import X as Z\n", "cannot be renamed"),
+        ("X = 1\n", "from .missing import X\n", "no sibling module"),
+        ("X = 1\n", "from ..base import X\n", "only a sibling"),
+        ("def log():\n    pass\n", "from .base import log\n\ndef log():\n    pass\n", "log is also defined"),
+        ("import os\nX = 1\n", "from .base import X\nimport os\nimport json\n", None),
+    ],
+)
+def test_the_bundler_refuses_what_one_file_cannot_hold(
+    handlers: Path, sibling: str, main: str, message: str | None
 ) -> None:
-    import tapstack.sources as sources
-
-    path = tmp_path / "broken.py"  # type: ignore[operator]
-    path.write_text("def handler(event, context):  \n    return event\n")
-    monkeypatch.setattr(sources, "handler_path", lambda module: path)
-    with pytest.raises(ValueError, match="trailing whitespace"):
-        sources.handler_source("broken")
-
-
-def test_compacting_refuses_to_change_the_program(monkeypatch: pytest.MonkeyPatch) -> None:
-    import tapstack.sources as sources
-
-    monkeypatch.setattr(sources, "reindent", lambda source, width=2: source.replace("+ 1", "+ 2"))
-    with pytest.raises(ValueError, match="changed its code"):
-        sources.compact("def f(a):\n    return a + 1\n")
+    write(handlers, "base", sibling)
+    write(handlers, "main", main)
+    if message is None:
+        handler_parts("main")  # the same import in two modules is the same name
+        return
+    with pytest.raises(ValueError, match=message):
+        handler_parts("main")
 
 
-def test_the_two_senders_share_one_mechanism_line_for_line() -> None:
-    """Each inlined handler must stand alone, so the channel-mark mechanism is written twice;
-    this keeps the two copies the same (only the provider's name differs)."""
-
-    def mechanism(module: str) -> str:
-        source = handler_path(module).read_text(encoding="utf-8")
-        return source[source.index("TRANSIENT = re.compile") : source.index("def problem(")]
-
-    assert mechanism("send_sms") == mechanism("send_email").replace("SES", "SNS")
+def test_the_minifier_keeps_strings_and_drops_typing_only_imports() -> None:
+    source = (
+        '"""Doc."""\nfrom typing import Any, Callable\n\n\ndef f(value: Any) -> str:\n'
+        '    """Doc."""\n    text = """line\n\n\tkept"""  # why\n    return text + value\n'
+    )
+    minified = minify(source)
+    assert "typing" not in minified and "Doc." not in minified and "# why" not in minified
+    namespace: dict[str, Any] = {}
+    exec(minified, namespace)  # noqa: S102 - the code under test
+    assert namespace["f"]("!") == "line\n\n\tkept!"

@@ -12,6 +12,7 @@ import types
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import botocore.exceptions
@@ -99,11 +100,6 @@ class InProcessFunction:
             return self._module
 
     def _load(self) -> types.ModuleType:
-        module_name, _, _ = self.handler_name.rpartition(".")
-        module = types.ModuleType(module_name)
-        module.__file__ = self.filename
-        # What the function prints is its log (CloudWatch Logs in AWS): kept per function.
-        module.__dict__["print"] = self._print
         # Its environment is its own, as in its own container: the code's `import os` gets an
         # `os` whose `environ` holds the function's variables. The process's own environment is
         # never changed, so functions loading in other threads see nothing come and go.
@@ -114,17 +110,41 @@ class InProcessFunction:
             "AWS_LAMBDA_FUNCTION_NAME": self.name,
             **self.environment,
         }
+        siblings: dict[str, types.ModuleType] = {}
+        instrumented: set[int] = set()
 
-        def import_for_function(name: str, *args: Any, **kwargs: Any) -> Any:
-            return function_os if name == "os" else builtins.__import__(name, *args, **kwargs)
+        def import_for_function(
+            name: str, globals: Any = None, locals: Any = None, fromlist: Any = (), level: int = 0
+        ) -> Any:
+            if level == 1:  # `from .common import log`: run from the files, a handler imports its siblings
+                return sibling(name)
+            if name == "os":
+                return function_os
+            return builtins.__import__(name, globals, locals, fromlist, level)
 
-        module.__dict__["__builtins__"] = {**builtins.__dict__, "__import__": import_for_function}
-        code = compile(self.source, self.filename, "exec")
-        exec(code, module.__dict__)  # noqa: S102 - the function's own code, as Lambda runs it
-        clients = [value for value in module.__dict__.values() if isinstance(value, BaseClient)]
-        for client in clients:
-            self.monitor.instrument(self.logical_id, client)
-        return module
+        def execute(module_name: str, source: str, filename: str) -> types.ModuleType:
+            module = types.ModuleType(module_name)
+            module.__file__ = filename
+            # What the function prints is its log (CloudWatch Logs in AWS): kept per function.
+            module.__dict__["print"] = self._print
+            module.__dict__["__builtins__"] = {**builtins.__dict__, "__import__": import_for_function}
+            exec(compile(source, filename, "exec"), module.__dict__)  # noqa: S102 - the function's own code
+            for value in list(module.__dict__.values()):
+                if isinstance(value, BaseClient) and id(value) not in instrumented:
+                    instrumented.add(id(value))
+                    self.monitor.instrument(self.logical_id, value)
+            return module
+
+        def sibling(name: str) -> types.ModuleType:
+            """A sibling module of the handler's file, loaded once per function (like its container)."""
+            if name not in siblings:
+                path = Path(self.filename).with_name(f"{name}.py")
+                if not path.is_file():
+                    raise ImportError(f"{self.filename}: no sibling module {name}.py")
+                siblings[name] = execute(name, path.read_text(encoding="utf-8"), str(path))
+            return siblings[name]
+
+        return execute(self.handler_name.rpartition(".")[0], self.source, self.filename)
 
     def _print(self, *values: Any, sep: str | None = " ", end: str | None = "\n", **_: Any) -> None:
         line = (sep or " ").join(str(value) for value in values)

@@ -12,10 +12,12 @@ class UnsupportedTemplate(ValueError):
 
 
 _SUB_VARIABLE = re.compile(r"\$\{([^}!]+)\}")
+#: A variable, or ``${!Text}``, Fn::Sub's way to write the literal ``${Text}``.
+_SUB_TOKEN = re.compile(r"\$\{(![^}]*|[^}!]+)\}")
 
 
 class Resolver:
-    """Evaluates ``Ref``, ``Fn::GetAtt``, ``Fn::Sub``, ``Fn::Join``, ``Fn::If``, ``Fn::Select``,
+    """Evaluates ``Ref``, ``Fn::GetAtt``, ``Fn::Sub``, ``Fn::FindInMap``, ``Fn::Join``, ``Fn::If``, ``Fn::Select``,
     ``Fn::Split`` and condition functions against parameter values and deployed resources.
 
     ``ref`` and ``get_att`` answer for resources: they receive a logical ID (and attribute) and
@@ -70,6 +72,12 @@ class Resolver:
                 raise UnsupportedTemplate(f"{where}: cannot resolve Fn::GetAtt {logical_id}.{attribute}") from None
         if name == "Fn::Sub":
             return self._sub(argument, where)
+        if name == "Fn::FindInMap":
+            map_name, top_key, second_key = self.resolve(argument, where)
+            try:
+                return self.template["Mappings"][map_name][top_key][second_key]
+            except KeyError:
+                raise UnsupportedTemplate(f"{where}: no mapping value {map_name}.{top_key}.{second_key}") from None
         if name == "Fn::Join":
             separator, items = argument
             return separator.join(str(item) for item in self.resolve(items, where))
@@ -115,6 +123,8 @@ class Resolver:
 
         def replace(match: re.Match[str]) -> str:
             name = match.group(1)
+            if name.startswith("!"):
+                return "${" + name[1:] + "}"
             if name in variables:
                 return str(variables[name])
             if "." in name:
@@ -122,7 +132,7 @@ class Resolver:
                 return str(self._function("Fn::GetAtt", [logical_id, attribute], where))
             return str(self.ref(name, where))
 
-        return _SUB_VARIABLE.sub(replace, text)
+        return _SUB_TOKEN.sub(replace, text)
 
 
 class _NoValue:
