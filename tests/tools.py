@@ -75,7 +75,19 @@ def _npm_install(packages: list[str]) -> None:
             "(Debian/Ubuntu: apt-get install nodejs npm) and run the tests again."
         )
     TOOLS.mkdir(exist_ok=True)
-    command = [npm, "install", "--prefix", str(TOOLS), "--no-audit", "--no-fund", "--save-exact", *packages]
+    # --omit=peer: the cfn-guard package names aws-cdk-lib as a peer for its CDK plugin, which the
+    # tests do not use (they run its binary and rules); npm would otherwise fetch all of the CDK.
+    command = [
+        npm,
+        "install",
+        "--prefix",
+        str(TOOLS),
+        "--omit=peer",
+        "--no-audit",
+        "--no-fund",
+        "--save-exact",
+        *packages,
+    ]
     try:
         result = subprocess.run(command, capture_output=True, text=True, timeout=INSTALL_TIMEOUT_SECONDS)
     except subprocess.TimeoutExpired:
