@@ -94,7 +94,7 @@ def add_log_group(template: Template, settings: Settings, logical_id: str, name:
         LogGroup(
             settings.logical_id(logical_id),
             LogGroupName=name,
-            RetentionInDays=settings.props.log_retention_days,
+            RetentionInDays=settings["LogRetentionDays"],
             KmsKeyId=GetAtt(key, "Arn"),
             # Operational history only (no customer data): it goes with the stack.
             DeletionPolicy="Delete",

@@ -22,6 +22,7 @@ PARAMETER_NAMES = (
     "ReminderRetentionDays",
     "DeletionProtection",
     "FailedRemindersAlarmThreshold",
+    "LogRetentionDays",
 )
 #: The parameters of the stand-alone template. The alarm threshold is a library setting there:
 #: CloudFormation reads at most 51,200 bytes of template from a file, and every parameter costs some.
@@ -117,7 +118,8 @@ class ReminderProps:
     deletion_protection: bool = True
     #: Reminders recorded FAILED within an hour that raise the alarm.
     failed_reminders_alarm_threshold: int = 5
-    #: Retention of every log group the system creates.
+    #: Retention of every log group the system creates. 30 days keeps the logs cheap; accounts whose
+    #: Control Tower enforces CT.CLOUDWATCH.PR.2 need 365 or more (docs/guard.md).
     log_retention_days: int = 30
     #: Read the booking app's existing table instead of creating ``AppointmentsTable``.
     existing_appointments_table: ExistingAppointmentsTable | None = None

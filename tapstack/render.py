@@ -98,6 +98,10 @@ def _represent_map(dumper: yaml.Dumper, value: dict[str, Any]) -> yaml.Node:
     """Intrinsic functions as tags (cfn-flip's way); a small record of plain values on one line."""
     if not _intrinsic(value) and _one_line(value):
         return dumper.represent_mapping("tag:yaml.org,2002:map", ODict(value.items()), flow_style=True)
+    if list(value) == ["Fn::GetAtt"] and isinstance(value["Fn::GetAtt"], list):
+        # cfn-flip would write the dotted short form (!GetAtt X.Arn), which cfn-guard, and so the
+        # Control Tower rules, read as one opaque string; the list form names the resource.
+        return dumper.represent_sequence("!GetAtt", value["Fn::GetAtt"], flow_style=True)
     node: yaml.Node = _FLIP_MAP_REPRESENTER(dumper, value)
     return node
 

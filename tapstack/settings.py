@@ -9,6 +9,7 @@ from troposphere import AWSHelperFn, Parameter, Ref, Sub, Template
 
 from tapstack.props import (
     EMAIL_PATTERN,
+    LOG_RETENTION_DAYS,
     MAX_OFFSET_MINUTES,
     OFFSETS_PATTERN,
     SCHEDULE_PATTERN,
@@ -99,6 +100,13 @@ def _parameter_specs(props: ReminderProps) -> dict[str, dict[str, Any]]:
             MinValue=1,
             ConstraintDescription="a whole number of at least 1",
         ),
+        # CloudFormation's refusal of a value outside AllowedValues lists the allowed ones itself.
+        "LogRetentionDays": dict(
+            Type="Number",
+            Description="Days the logs are kept (365+ for Control Tower's CT.CLOUDWATCH.PR.2)",
+            Default=props.log_retention_days,
+            AllowedValues=list(LOG_RETENTION_DAYS),
+        ),
     }
 
 
@@ -113,6 +121,7 @@ def _literal_values(props: ReminderProps) -> dict[str, Any]:
         "ReminderRetentionDays": str(props.reminder_retention_days),  # a Lambda environment value
         "DeletionProtection": props.deletion_protection,
         "FailedRemindersAlarmThreshold": props.failed_reminders_alarm_threshold,
+        "LogRetentionDays": props.log_retention_days,
     }
 
 

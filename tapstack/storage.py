@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import awacs.kms as kms
-from awacs.aws import Allow, ArnLike, Condition, Principal, Statement, StringEquals
+from awacs.aws import Allow, ArnLike, BoolIfExists, Condition, Deny, Principal, Statement, StringEquals
 from troposphere import AccountId, GetAtt, Ref, Sub, Template
 from troposphere.dynamodb import (
     AttributeDefinition,
@@ -57,17 +57,14 @@ def add_key(template: Template, settings: Settings) -> Key:
             UpdateReplacePolicy="Retain",
             KeyPolicy=document(
                 Statement(Effect=Allow, Principal=Principal("AWS", root), Action=[kms.Action("*")], Resource=["*"]),
+                # No DescribeKey here: it carries no encryption context, so this condition could
+                # never allow it. AWS's managed policy CloudWatchLogsAPIKeyAccess grants it in a
+                # statement of its own for that reason:
+                # https://docs.aws.amazon.com/aws-managed-policy/latest/reference/CloudWatchLogsAPIKeyAccess.html
                 Statement(
                     Effect=Allow,
                     Principal=Principal("Service", Sub("logs.${AWS::Region}.amazonaws.com")),
-                    Action=[
-                        kms.Encrypt,
-                        kms.Decrypt,
-                        kms.ReEncryptFrom,
-                        kms.ReEncryptTo,
-                        kms.GenerateDataKey,
-                        kms.DescribeKey,
-                    ],
+                    Action=[kms.Encrypt, kms.Decrypt, kms.ReEncryptFrom, kms.ReEncryptTo, kms.GenerateDataKey],
                     Resource=["*"],
                     Condition=Condition(
                         ArnLike("kms:EncryptionContext:aws:logs:arn", account_arn("logs", "log-group:*"))
@@ -80,8 +77,34 @@ def add_key(template: Template, settings: Settings) -> Key:
                     Resource=["*"],
                     Condition=Condition(StringEquals("aws:SourceAccount", AccountId)),
                 ),
+                _grants_only_for_aws_services(),
             ),
         )
+    )
+
+
+def _grants_only_for_aws_services() -> Statement:
+    """Nobody creates a grant on the key directly; AWS services still do, for the resources they serve.
+
+    A grant lets its grantee use the key without a policy saying so, and AWS services create grants
+    on behalf of a user for the resources they encrypt ("The service creates a grant on behalf of a
+    user in the account": https://docs.aws.amazon.com/kms/latest/developerguide/grants.html).
+    ``kms:GrantIsForAWSResource`` is true exactly when "an AWS service that is integrated with AWS
+    KMS sends the request on the principal's behalf"
+    (https://docs.aws.amazon.com/kms/latest/developerguide/grant-authorization.html), and
+    ``aws:PrincipalIsAWSService`` when the caller is an AWS service principal, so the deny leaves both
+    alone: whichever of DynamoDB, Lambda, SQS and SNS creates a grant on this key does it on behalf
+    of the deployer or of a role, which stays allowed. The roles' own ``kms:Decrypt`` and
+    ``kms:GenerateDataKey`` and the service statements above are not grants and are untouched.
+    This is the statement AWS Control Tower's CT.KMS.PR.3 requires
+    (https://docs.aws.amazon.com/controltower/latest/userguide/kms-rules.html#ct-kms-pr-3-description).
+    """
+    return Statement(
+        Effect=Deny,
+        Principal=Principal("*"),
+        Action=[kms.CreateGrant],
+        Resource=["*"],
+        Condition=Condition(BoolIfExists({"kms:GrantIsForAWSResource": "false", "aws:PrincipalIsAWSService": "false"})),
     )
 
 

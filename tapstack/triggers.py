@@ -83,6 +83,17 @@ def add_triggers(
             QueueName=settings.physical_name("AppointmentStreamDeadLetters"),
             KmsMasterKeyId=GetAtt(key, "Arn"),
             MessageRetentionPeriod=1209600,
+            # Marks the queue as a dead-letter queue, the form AWS Control Tower's CT.SQS.PR.1 accepts
+            # instead of a dead-letter queue of its own ("applies only to queues that are not configured
+            # as a dead-letter queue with a RedriveAllowPolicy":
+            # https://docs.aws.amazon.com/controltower/latest/controlreference/sqs-rules.html). Its rule
+            # counts only allowAll and byQueue as such; denyAll fails it (tests/test_guard.py), and
+            # byQueue needs a source queue, which a pipe is not: the pipe writes with sqs:SendMessage.
+            # allowAll is SQS's default ("allowAll: (Default) Any source queues in this AWS account in
+            # the same Region can specify this queue as the dead-letter queue":
+            # https://docs.aws.amazon.com/AWSSimpleQueueService/latest/APIReference/API_SetQueueAttributes.html),
+            # so this states the queue's purpose without changing who may use it.
+            RedriveAllowPolicy={"redrivePermission": "allowAll"},
             # Its records belong to this stack's pipe; a retained queue would block a redeploy.
             DeletionPolicy="Delete",
             UpdateReplacePolicy="Delete",

@@ -11,6 +11,7 @@ import time_machine
 
 from tapstack.cli import render
 from tapstack.local import LocalDeployment, load_template
+from tests import tools
 from tests.support import SENDER, START
 
 
@@ -18,6 +19,15 @@ from tests.support import SENDER, START
 def template_text() -> str:
     """The template exactly as ``python build.py`` writes it."""
     return render("yaml")
+
+
+@pytest.fixture(scope="session")
+def npm_tools() -> tools.NpmTools:
+    """cfn-guard with the Control Tower rules, and asl-validator: installed once into ``.tools/``."""
+    try:
+        return tools.install()
+    except tools.ToolsUnavailable as problem:
+        pytest.fail(str(problem), pytrace=False)
 
 
 @pytest.fixture(scope="session")

@@ -123,10 +123,12 @@ def test_baked_in_settings_make_no_parameters() -> None:
             sender_email="r@example.com",
             reminder_offsets_minutes=(1440, 60),
             deletion_protection=False,
+            log_retention_days=365,
         )
     )
     data = template.to_dict()
     assert "Parameters" not in data
+    assert data["Resources"]["ProcessorLogGroup"]["Properties"]["RetentionInDays"] == 365
     processor = data["Resources"]["AppointmentProcessorFunction"]["Properties"]
     assert processor["Environment"]["Variables"]["REMINDER_OFFSETS_MINUTES"] == "1440,60"
     assert data["Resources"]["RemindersTable"]["Properties"]["DeletionProtectionEnabled"] is False

@@ -204,7 +204,7 @@ def test_each_function_has_its_own_role_log_group_and_tracing(template: dict[str
     assert properties["TracingConfig"] == {"Mode": "Active"}
     assert properties["KmsKeyArn"] == {"Fn::GetAtt": ["EncryptionKey", "Arn"]}
     log_group = template["Resources"][log_group_id]["Properties"]
-    assert log_group["RetentionInDays"] == 30
+    assert log_group["RetentionInDays"] == {"Ref": "LogRetentionDays"}
     assert log_group["KmsKeyId"] == {"Fn::GetAtt": ["EncryptionKey", "Arn"]}
     trust = template["Resources"][role_id]["Properties"]["AssumeRolePolicyDocument"]["Statement"]
     assert trust[0]["Principal"] == {"Service": ["lambda.amazonaws.com"]}
