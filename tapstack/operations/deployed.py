@@ -68,8 +68,9 @@ REQUIRED_OUTPUTS = (
     "EnvironmentSuffix",
 )
 
-# Error codes AWS answers for credentials it does not accept. An opt-in region that the account has
-# not enabled answers the same way (the credentials are unknown there).
+# Error codes AWS answers for credentials it does not accept (expired, deleted, mistyped:
+# https://repost.aws/knowledge-center/iam-credentials-token). Users report the same answer from an opt-in
+# region the account has not enabled; the message names that possibility too (not confirmed in AWS's docs).
 _REJECTED_CREDENTIALS = frozenset(
     {
         "InvalidClientTokenId",
