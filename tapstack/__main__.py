@@ -1,4 +1,5 @@
-"""``python -m tapstack build ...`` and ``python -m tapstack simulate [SCENARIO.json]``."""
+"""``python -m tapstack build ...``, ``python -m tapstack simulate [SCENARIO.json]`` and
+``python -m tapstack doctor --stack NAME``."""
 
 from __future__ import annotations
 
@@ -42,6 +43,24 @@ def simulate(args: argparse.Namespace) -> int:
     return 0 if result.ok else 1
 
 
+def add_doctor(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    """``doctor``, when boto3 (the local extra) is installed; without it, a command that says so."""
+    doctor = commands.add_parser("doctor", help="check what a deployed stack's first reminder needs (read-only)")
+    try:
+        from tapstack.operations import doctor as command
+    except ImportError as error:
+        reason = str(error)  # the exception's name is unbound once the except block ends
+        doctor.set_defaults(run=lambda _: _missing_extra("doctor", reason))
+        return
+    command.add_arguments(doctor)
+    doctor.set_defaults(run=command.run)
+
+
+def _missing_extra(name: str, reason: str) -> int:
+    print(f"error: {name} needs boto3: pip install 'tapstack[local]' ({reason})", file=sys.stderr)
+    return 2
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m tapstack")
     commands = parser.add_subparsers(dest="command", required=True)
@@ -58,9 +77,13 @@ def main(argv: list[str] | None = None) -> int:
         metavar="Name=value",
         help="override a template parameter (repeatable)",
     )
+    add_doctor(commands)
     args = parser.parse_args(argv)
     if args.command == "build":
         return cli.run(args)
+    if args.command == "doctor":
+        code: int = args.run(args)
+        return code
     return simulate(args)
 
 
