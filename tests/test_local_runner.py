@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 from pathlib import Path
 from typing import Any
@@ -138,8 +139,55 @@ def test_a_batch_that_cannot_start_the_workflow_goes_to_the_dead_letter_queue(de
     queue = deployment.resources["PipeDeadLetterQueue"].ref
     (message,) = deployment.client("sqs").receive_message(QueueUrl=queue)["Messages"]
     body = json.loads(message["Body"])
-    assert body["context"]["errorCode"] == "StateMachineDoesNotExist"
-    assert len(body["records"]) == 1
+    assert body["context"]["condition"] == "RetryAttemptsExhausted"
+    assert body["DDBStreamBatchInfo"]["batchSize"] == 1
+    attempts = [
+        c for c in deployment.monitor.calls if c.function == "AppointmentStreamPipe" and c.operation == "StartExecution"
+    ]
+    assert len(attempts) == 1 + deployment.pipe.max_retries
+
+
+# ---- faults -----------------------------------------------------------------------------------
+
+
+def test_a_function_failure_is_an_unhandled_error_that_the_workflow_retries(deployment: LocalDeployment) -> None:
+    deployment.fail_function("AppointmentProcessorFunction", times=2, error_type="RetryableError", message="later")
+    deployment.run_schedule()
+    (execution,) = deployment.wait()
+    assert execution["status"] == "SUCCEEDED", "the Task's Retry outlived two failures"
+    answers = [i for i in deployment.monitor.invocations if i.function == "AppointmentProcessorFunction"]
+    assert [(i.error or {}).get("errorType") for i in answers] == ["RetryableError", "RetryableError", None]
+    assert answers[0].error == {"errorType": "RetryableError", "errorMessage": "later", "stackTrace": []}
+
+
+def test_a_function_failure_fails_a_direct_invocation_once(deployment: LocalDeployment) -> None:
+    deployment.fail_function("StatusUpdaterFunction")
+    with pytest.raises(FunctionError, match="InjectedFailure: injected by the local runner"):
+        deployment.invoke("StatusUpdaterFunction", {})
+    with pytest.raises(KeyError, match="not a function"):
+        deployment.fail_function("AppointmentsTable")
+
+
+def test_throttled_schedule_starts_are_retried_as_eventbridge_retries_a_target(deployment: LocalDeployment) -> None:
+    rule = "ScheduledNotificationRule"
+    deployment.throttle_starts(rule, times=3)
+    arn = deployment.run_schedule()
+    (execution,) = deployment.wait()
+    assert execution["executionArn"] == arn
+    calls = [c for c in deployment.monitor.calls if c.function == rule]
+    assert [c.operation for c in calls] == ["StartExecution"] * 4
+
+
+def test_a_schedule_start_throttled_past_the_retry_policy_is_dropped(template_data: dict[str, Any], clock: Any) -> None:
+    template = copy.deepcopy(template_data)
+    template["Resources"]["ScheduledNotificationRule"]["Properties"]["Targets"][0]["RetryPolicy"] = {
+        "MaximumRetryAttempts": 2
+    }
+    with LocalDeployment(template, {"SenderEmail": "r@example.com"}, echo_logs=False) as deployment:
+        deployment.throttle_starts("ScheduledNotificationRule", times=3)
+        assert deployment.run_schedule() is None
+        assert deployment.executions() == []
+        assert deployment.run_schedule() is not None, "the next firing starts the workflow"
 
 
 # ---- scenarios and the command line ----------------------------------------------------------

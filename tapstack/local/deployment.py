@@ -16,11 +16,14 @@ from pathlib import Path
 from typing import Any
 
 import boto3
+import botocore.exceptions
+from botocore.exceptions import ClientError
 from cfn_flip import load_yaml
 
-from tapstack.local.functions import Fault, FunctionMonitor, InProcessFunction
-from tapstack.local.pipe import LocalPipe
+from tapstack.local.functions import Fault, FunctionMonitor, InProcessFunction, Invocation
+from tapstack.local.pipe import FIRE_AND_FORGET, LocalPipe, check_pipe, invocation_type
 from tapstack.local.resolve import Resolver, UnsupportedTemplate, substitute
+from tapstack.local.workflows import StepFunctionsRuntime
 from tapstack.sources import HANDLER_MODULES, handler_path
 
 ACCOUNT_ID = "123456789012"
@@ -72,11 +75,52 @@ class Deployed:
     properties: dict[str, Any] = field(default_factory=dict)
 
 
+@dataclass
+class FunctionFailure:
+    """The next ``times`` invocations of a function fail as Lambda reports an unhandled error."""
+
+    function: str  # logical ID
+    times: int
+    error_type: str
+    message: str
+
+
+#: Throttling, as every AWS API answers it (400 ThrottlingException), Step Functions included:
+#: https://docs.aws.amazon.com/step-functions/latest/apireference/CommonErrors.html
+THROTTLING = ("ThrottlingException", "Rate exceeded")
+#: An EventBridge rule retries a target "for 24 hours and up to 185 times" unless its RetryPolicy
+#: says less, then drops the event: https://docs.aws.amazon.com/eventbridge/latest/userguide/eb-rule-retry-policy.html
+RULE_DEFAULT_RETRY_ATTEMPTS = 185
+
+
 class LocalDeployment:
     """A template deployed into moto. Use it as a context manager (the moto mock lives inside it).
 
     ``use_handler_files`` runs each function from its file in ``handlers/`` instead of the
     template's inlined copy (the same code with its comments), so coverage sees the file.
+
+    The state machine runs as its ``StateMachineType`` says (``tapstack.local.workflows``): an
+    Express one at least once when started asynchronously, for at most five virtual minutes, and
+    through :meth:`start_sync_execution`; the pipe (:attr:`pipe`) plays its invocation type,
+    input template, retries, bisection and dead letters as AWS documents them.
+
+    Faults, each consumed by the next matching calls, for tests of what AWS does under them:
+
+    - :meth:`inject` — the next ``times`` calls of a service operation from the functions (or from
+      the pipe or schedule, by logical ID) are answered with an error code;
+    - :meth:`fail_function` — the next ``times`` invocations of a function fail as Lambda reports an
+      unhandled error (``FunctionError: Unhandled``, the error type and message in the payload), so
+      a workflow Task's ``Retry``/``Catch`` sees that error type; the handler does not run;
+    - :meth:`throttle_starts` — the next ``times`` ``StartExecution`` (or, for a REQUEST_RESPONSE
+      pipe, ``StartSyncExecution``) calls of the pipe or of the schedule are throttled
+      (``ThrottlingException``); the pipe retries and dead-letters as it does for any error answer,
+      the schedule retries as EventBridge does;
+    - :meth:`duplicate_express_starts` — the next ``times`` asynchronous starts of an Express
+      workflow (pipe FIRE_AND_FORGET, schedule, continuation, :meth:`start_execution`) run twice
+      with the same input, as Express's at-least-once guarantee allows.
+
+    :meth:`executions` and :meth:`wait` list executions of either type: for Express that is the
+    runner's view, which AWS's API does not offer (only CloudWatch Logs).
     """
 
     def __init__(
@@ -115,6 +159,10 @@ class LocalDeployment:
         self._mock: Any = None
         self._clients: dict[str, Any] = {}
         self._pipe: LocalPipe | None = None
+        self._principal_clients: dict[tuple[str, str], Any] = {}
+        self.step_functions = StepFunctionsRuntime(ACCOUNT_ID, region)
+        self._function_failures: list[FunctionFailure] = []
+        self._faults_lock = threading.Lock()
         self._patches: list[Callable[[], None]] = []
         self._saved_environment: dict[str, str] = {}
 
@@ -181,7 +229,19 @@ class LocalDeployment:
             # botocore now derives an account endpoint from the stream ARN, which moto does not
             # route; the regional endpoint is the same API.
             endpoint = f"https://streams.dynamodb.{self.region}.amazonaws.com"
-        return session.client(service, region_name=self.region, endpoint_url=endpoint)
+        client = session.client(service, region_name=self.region, endpoint_url=endpoint)
+        if service == "stepfunctions":
+            self.step_functions.attach(client)  # moto has no StartSyncExecution
+        return client
+
+    def principal_client(self, logical_id: str, service: str) -> Any:
+        """A client whose calls are recorded under ``logical_id``: a principal acting with its role."""
+        key = (logical_id, service)
+        if key not in self._principal_clients:
+            client = self.new_client(service)
+            self.monitor.instrument(logical_id, client)
+            self._principal_clients[key] = client
+        return self._principal_clients[key]
 
     # ---- deploying -------------------------------------------------------------------------
 
@@ -377,6 +437,9 @@ class LocalDeployment:
 
     def _create_pipes_pipe(self, logical_id: str, properties: dict[str, Any]) -> Deployed:
         # moto has no Pipes; the local pipe (tapstack.local.pipe) runs it from these properties.
+        targets = [d for d in self.of_type("AWS::StepFunctions::StateMachine") if d.ref == properties.get("Target")]
+        target_type = targets[0].properties.get("StateMachineType", "STANDARD") if targets else None
+        check_pipe(properties, target_type, f"Resources/{logical_id}")
         name = properties.get("Name", f"{self.stack_name}-{logical_id}")
         return Deployed("AWS::Pipes::Pipe", name, {"Arn": self._arn("pipes", f"pipe/{name}")})
 
@@ -401,7 +464,6 @@ class LocalDeployment:
             StateTaskServiceSfn,
         )
         from moto.stepfunctions.parser.asl.utils import json_path
-        from moto.stepfunctions.parser.models import StepFunctionsParserBackend
 
         deployment = self
 
@@ -410,7 +472,7 @@ class LocalDeployment:
             if local is None:
                 raise UnsupportedTemplate(f"function {function.function_name} was not deployed by this runner")
             event = json.loads(body) if body else {}
-            result, error = local.invoke(event)
+            result, error = deployment._invoke_function(local, event)
             if error is not None:
                 response_headers["x-amz-function-error"] = "Unhandled"
                 return json.dumps(error).encode()
@@ -441,15 +503,8 @@ class LocalDeployment:
             )
 
         self._patch(StateTaskServiceSfn, "_eval_service_task", api_to_pascal)
-        # An execution started without a name gets a generated one in AWS; moto names it "None".
-        start = StepFunctionsParserBackend.start_execution
-
-        def start_named(
-            backend: Any, state_machine_arn: str, name: str | None = None, *args: Any, **kwargs: Any
-        ) -> Any:
-            return start(backend, state_machine_arn, name or uuid.uuid4().hex, *args, **kwargs)
-
-        self._patch(StepFunctionsParserBackend, "start_execution", start_named)
+        # Execution names, Express's at-least-once starts and its five-minute limit.
+        self.step_functions.install(self._patch)
         # jsonpath-ng parses with PLY, whose parser state is shared: two executions' threads
         # parsing at once can fail a path with States.Runtime. One parse at a time, each path once.
         for module in (json_path, result_path):
@@ -484,10 +539,61 @@ class LocalDeployment:
         """Make the next ``times`` calls of a service operation from the functions fail with ``code``."""
         return self.monitor.inject(Fault(service, operation, code, message, times, status, function))
 
+    def fail_function(
+        self,
+        logical_id: str,
+        *,
+        times: int = 1,
+        error_type: str = "InjectedFailure",
+        message: str = "injected by the local runner",
+    ) -> FunctionFailure:
+        """Make the next ``times`` invocations of a function fail as an unhandled error of type
+        ``error_type`` (the workflow's ``Retry``/``Catch`` match that name); the handler does not run."""
+        if logical_id not in self.resources or self.resources[logical_id].type != "AWS::Lambda::Function":
+            raise KeyError(f"{logical_id} is not a function of this deployment")
+        failure = FunctionFailure(logical_id, times, error_type, message)
+        with self._faults_lock:
+            self._function_failures.append(failure)
+        return failure
+
+    def throttle_starts(self, logical_id: str, *, times: int = 1) -> Fault:
+        """Throttle the next ``times`` calls that the pipe or the schedule rule ``logical_id``
+        makes to start the workflow (the pipe's StartSyncExecution when it is REQUEST_RESPONSE)."""
+        resource = self.resources[logical_id]
+        operation = "StartExecution"
+        if resource.type == "AWS::Pipes::Pipe":
+            if invocation_type(resource.properties) != FIRE_AND_FORGET:
+                operation = "StartSyncExecution"
+        elif resource.type != "AWS::Events::Rule":
+            raise KeyError(f"{logical_id} is neither the pipe nor a schedule rule")
+        code, message = THROTTLING
+        return self.monitor.inject(Fault("stepfunctions", operation, code, message, times, 400, logical_id))
+
+    def duplicate_express_starts(self, *, times: int = 1) -> None:
+        """Run the next ``times`` asynchronous starts of an Express workflow twice (same input)."""
+        self.step_functions.duplicate_async_starts(times)
+
+    def _take_function_failure(self, logical_id: str) -> FunctionFailure | None:
+        with self._faults_lock:
+            failure = next((f for f in self._function_failures if f.function == logical_id and f.times > 0), None)
+            if failure is not None:
+                failure.times -= 1
+            return failure
+
+    def _invoke_function(self, function: InProcessFunction, event: Any) -> tuple[Any, dict[str, Any] | None]:
+        failure = self._take_function_failure(function.logical_id)
+        if failure is None:
+            return function.invoke(event)
+        # As Lambda reports a Python function's unhandled error: its type and message in the
+        # payload (https://docs.aws.amazon.com/lambda/latest/dg/python-exceptions.html).
+        error = {"errorType": failure.error_type, "errorMessage": failure.message, "stackTrace": []}
+        self.monitor.invocations.append(Invocation(function.logical_id, event, error=error))
+        return None, error
+
     def invoke(self, logical_id: str, event: Any) -> Any:
         """Invoke one function directly; raise its error as ``FunctionError``."""
         function = self.functions[self.resources[logical_id].ref]
-        result, error = function.invoke(event)
+        result, error = self._invoke_function(function, event)
         if error is not None:
             raise FunctionError(error)
         return result
@@ -499,12 +605,28 @@ class LocalDeployment:
             raise UnsupportedTemplate(f"expected one state machine, found {len(machines)}")
         return str(machines[0].ref)
 
+    @property
+    def state_machine_type(self) -> str:
+        """STANDARD or EXPRESS, as the template says (absent means STANDARD)."""
+        (machine,) = self.of_type("AWS::StepFunctions::StateMachine")
+        return str(machine.properties.get("StateMachineType", "STANDARD"))
+
     def start_execution(self, payload: Any) -> str:
         return str(
             self.client("stepfunctions").start_execution(
                 stateMachineArn=self.state_machine_arn, name=uuid.uuid4().hex, input=json.dumps(payload)
             )["executionArn"]
         )
+
+    def start_sync_execution(self, payload: Any) -> dict[str, Any]:
+        """``StartSyncExecution`` on the state machine: run it to its end and answer as the API
+        does (``status``, ``output``, ``error``, ``cause``...). A STANDARD state machine is refused
+        with ``ClientError`` ``StateMachineTypeNotSupported``, as AWS refuses it."""
+        answer = self.client("stepfunctions").start_sync_execution(
+            stateMachineArn=self.state_machine_arn, name=uuid.uuid4().hex, input=json.dumps(payload)
+        )
+        answer.pop("ResponseMetadata", None)
+        return dict(answer)
 
     @property
     def pipe(self) -> LocalPipe:
@@ -520,9 +642,17 @@ class LocalDeployment:
         """Deliver the appointment changes written since the last run; return the executions started."""
         return self.pipe.poll()
 
-    def run_schedule(self) -> str:
-        """What the schedule rule does when it fires: start the workflow with a Scheduled Event."""
-        rule = self.of_type("AWS::Events::Rule")[0]
+    def run_schedule(self) -> str | None:
+        """What the schedule rule does when it fires: start the workflow with a Scheduled Event.
+
+        A throttled or failed start is retried as EventBridge retries a rule's target (its
+        ``RetryPolicy``, by default up to 185 times; retries take no virtual time here); the ARN
+        of the execution started, or None when the event was dropped. Not modelled: a target's
+        ``DeadLetterConfig`` and ``MaximumEventAgeInSeconds``.
+        """
+        (rule_id,) = [lid for lid, d in self.resources.items() if d.type == "AWS::Events::Rule"]
+        rule = self.resources[rule_id]
+        target = rule.properties["Targets"][0]
         now = time.gmtime()
         event = {
             "version": "0",
@@ -535,7 +665,23 @@ class LocalDeployment:
             "resources": [rule.attributes["Arn"]],
             "detail": {},
         }
-        return self.start_execution(event)
+        sfn = self.principal_client(rule_id, "stepfunctions")
+        retries = int(target.get("RetryPolicy", {}).get("MaximumRetryAttempts", RULE_DEFAULT_RETRY_ATTEMPTS))
+        for _ in range(1 + retries):
+            try:
+                return str(
+                    sfn.start_execution(
+                        stateMachineArn=target["Arn"],
+                        name=uuid.uuid4().hex,
+                        input=target.get("Input", json.dumps(event)),
+                    )["executionArn"]
+                )
+            except ClientError as error:
+                if not _retriable(error):
+                    return None
+            except (botocore.exceptions.ConnectionError, botocore.exceptions.HTTPClientError):
+                continue
+        return None
 
     def executions(self) -> list[dict[str, Any]]:
         sfn = self.client("stepfunctions")
@@ -625,6 +771,14 @@ class FunctionError(Exception):
     def __init__(self, error: dict[str, Any]) -> None:
         super().__init__(f"{error['errorType']}: {error['errorMessage']}")
         self.error = error
+
+
+def _retriable(error: ClientError) -> bool:
+    """An error that a retry may outlive: throttling or the service's own failure (5xx)."""
+    status = int(error.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 400))
+    code = error.response["Error"]["Code"]
+    throttled = "Throttl" in code or code in ("TooManyRequestsException", "RequestLimitExceeded")
+    return status >= 500 or status == 429 or throttled
 
 
 class _NoSleep:
