@@ -1,15 +1,23 @@
-"""The channel mark: each channel of a reminder is sent at most once, whatever is retried, duplicated,
-late or taken over. Shared by send_email.py and send_sms.py (the build bundles it into each).
+"""The channel mark: a reminder's channel reaches its provider at most once per appointment time,
+whatever is retried, duplicated, late, taken over, cancelled or re-planned. Shared by send_email.py
+and send_sms.py (the build bundles it into each).
 
-Before calling the provider, the sender marks its channel on the reminder (``emailResult`` or
-``smsResult``) with a conditional write: ``SENDING``, only while the claim is its own and only if the
-channel has no mark yet. After the call it records the outcome there. This is the idea of
-Powertools' idempotency record (``INPROGRESS`` before the work, ``COMPLETED`` after it) with one
-deliberate difference: a ``SENDING`` mark left by an attempt that died is never retried, because a
-reminder sent twice is worse than one reported ``FAILED`` (``OutcomeUnknown``).
+Before calling the provider, the sender marks its channel on the reminder with one conditional write:
+``<channel>Result`` (``emailResult``, ``smsResult``) becomes ``SENDING`` with this invocation's id
+(``attempt``) and the moment it gives up (``until``), and ``<channel>@<appointmentTime>`` joins the
+reminder's ``sent`` set, which outlives re-plans. The write succeeds only while the claim is this
+job's (token, ``SENDING``, same appointment time), the channel has no result in this plan and was
+never sent for this appointment time. After the call the sender records the outcome over its own
+mark, whatever became of the claim meanwhile: sent is sent.
+
+This is Powertools' idempotency record (``INPROGRESS`` with an expiry before the work,
+``COMPLETED`` after it) with one deliberate difference: a ``SENDING`` mark whose attempt died is
+never retried, because a reminder sent twice is worse than one reported ``FAILED``
+(``OutcomeUnknown``). A mark whose attempt may still be running answers "retry later".
 """
 
 import os
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -19,8 +27,12 @@ from botocore.config import Config
 from .common import RetryableError, error_code, is_transient, log
 
 REMINDERS_TABLE = os.environ["REMINDERS_TABLE"]
-# DynamoDB's client retries as usual: every write here is conditional, so repeating one is safe.
-reminders = boto3.client("dynamodb", config=Config(connect_timeout=2, read_timeout=3, retries={"mode": "standard"}))
+# Every write here is conditional, so botocore may repeat one; an attempt that recognises its own
+# mark on a repeated write goes ahead (the first write's answer was lost, not the write).
+reminders = boto3.client(
+    "dynamodb", config=Config(connect_timeout=1, read_timeout=2, retries={"mode": "standard", "max_attempts": 2})
+)
+NAMES = {"#s": "state", "#r": "result", "#a": "attempt"}
 
 
 def answer(channel: str, status: str, reason: str | None = None, **fields: Any) -> dict[str, Any]:
@@ -28,70 +40,160 @@ def answer(channel: str, status: str, reason: str | None = None, **fields: Any) 
     return {"channel": channel, "status": status, **({"reason": reason} if reason else {}), **fields}
 
 
-def mark(channel: str, reminder_id: str, token: str, result: dict[str, Any] | None = None, first: bool = False) -> None:
-    """Set the channel's mark to ``result`` (``first``: only if it has none yet), or remove it.
+def stored(values: dict[str, Any]) -> dict[str, Any]:
+    """A result as a DynamoDB map of strings."""
+    return {"M": {name: {"S": str(value)} for name, value in values.items() if name != "channel"}}
 
-    Only the claim holder writes: while ``claimToken`` is ours, the mark is the one we set.
-    """
-    attribute = f"{channel}Result"
-    values: dict[str, Any] = {":t": {"S": token}}
-    if result:
-        recorded = {**result, "token": token}
-        values[":m"] = {"M": {k: {"S": str(v)} for k, v in recorded.items() if k != "channel"}}
-    reminders.update_item(
+
+def plain(item: dict[str, Any], name: str) -> dict[str, str]:
+    """A map attribute of strings read back, or {}."""
+    return {key: value["S"] for key, value in item.get(name, {}).get("M", {}).items()}
+
+
+def write(job: dict[str, Any], channel: str, expression: str, condition: str, **values: Any) -> dict[str, Any]:
+    """One conditional write of the reminder; ``#r`` is the channel's result."""
+    response = reminders.update_item(
         TableName=REMINDERS_TABLE,
-        Key={"reminderId": {"S": reminder_id}},
-        ExpressionAttributeValues=values,
-        UpdateExpression=f"SET {attribute} = :m" if result else f"REMOVE {attribute}",
-        ConditionExpression="claimToken = :t" + (f" AND attribute_not_exists({attribute})" if first else ""),
+        Key={"reminderId": {"S": job["reminderId"]}},
+        UpdateExpression=expression,
+        ConditionExpression=condition,
+        ExpressionAttributeNames={**NAMES, "#r": f"{channel}Result"},
+        ExpressionAttributeValues={f":{name}": value for name, value in values.items()},
+        ReturnValues="ALL_NEW",
         ReturnValuesOnConditionCheckFailure="ALL_OLD",
+    )
+    attributes: dict[str, Any] = response.get("Attributes", {})
+    return attributes
+
+
+def begin(channel: str, job: dict[str, Any], attempt: str, until: float) -> dict[str, Any] | None:
+    """Mark the channel before sending. None: go ahead and send; otherwise the answer instead."""
+    key = {"SS": [f"{channel}@{job['appointmentTime']}"]}
+    try:
+        write(
+            job,
+            channel,
+            "SET #r = :m ADD sent :k",
+            "claimToken = :t AND #s = :sending AND appointmentTime = :at"
+            " AND attribute_not_exists(#r) AND NOT contains(sent, :key)",
+            m=stored({"status": "SENDING", "token": job["claimToken"], "attempt": attempt, "until": until}),
+            k=key,
+            key={"S": key["SS"][0]},
+            t={"S": job["claimToken"]},
+            sending={"S": "SENDING"},
+            at={"N": str(job["appointmentTime"])},
+        )
+    except reminders.exceptions.ConditionalCheckFailedException as refused:
+        old: dict[str, Any] = refused.response.get("Item", {})  # type: ignore[assignment]
+        return refusal(channel, job, attempt, old, key["SS"][0])
+    return None
+
+
+def refusal(channel: str, job: dict[str, Any], attempt: str, old: dict[str, Any], key: str) -> dict[str, Any] | None:
+    """Why the mark was refused, as the sender's answer (None: the mark is this attempt's own)."""
+    result = plain(old, f"{channel}Result")
+    if result.get("attempt") == attempt:
+        return None  # our own write, repeated by botocore after its answer was lost: go ahead
+    claimed = (old.get("claimToken"), old.get("state"), old.get("appointmentTime"))
+    if claimed != ({"S": job["claimToken"]}, {"S": "SENDING"}, {"N": str(job["appointmentTime"])}):
+        return answer(channel, "SKIPPED", "ClaimLost")  # cancelled, moved, finished or taken over
+    if result.get("status") == "SENDING":
+        if float(result.get("until", 0)) > time.time():
+            raise RetryableError("SendInProgress")  # another attempt may still be sending
+        return answer(channel, "FAILED", "OutcomeUnknown")  # it died mid-send: it may have sent
+    if result:  # final already, from this claim or an earlier one of this plan: not sent again
+        return answer(channel, result["status"], result.get("reason"), **_message_id(result))
+    if key in old.get("sent", {}).get("SS", []):
+        return answer(channel, "SENT", "AlreadySent")  # for this appointment time, by an earlier plan
+    return answer(channel, "SKIPPED", "ClaimLost")
+
+
+def _message_id(result: dict[str, str]) -> dict[str, str]:
+    return {"messageId": result["messageId"]} if "messageId" in result else {}
+
+
+def finish(channel: str, job: dict[str, Any], attempt: str, result: dict[str, Any], went_out: bool) -> None:
+    """Record the outcome over this attempt's own mark, whatever became of the claim: sent is sent.
+    Unless the message went out, or may have, the appointment time also leaves ``sent``."""
+    key = {"SS": [f"{channel}@{job['appointmentTime']}"]}
+    after = write(
+        job,
+        channel,
+        "SET #r = :m" + ("" if went_out else " DELETE sent :k"),
+        "#r.#a = :a",
+        m=stored({**result, "token": job["claimToken"], "attempt": attempt}),
+        a={"S": attempt},
+        **({} if went_out else {"k": key}),
+    )
+    if result["status"] == "SENT" and after.get("state") == {"S": "CANCELLED"}:
+        # The appointment was cancelled while this message was on its way: the record says it went out.
+        write(
+            job,
+            channel,
+            "SET #s = :sent",
+            "#s = :cancelled AND appointmentTime = :at",
+            sent={"S": "SENT"},
+            cancelled={"S": "CANCELLED"},
+            at={"N": str(job["appointmentTime"])},
+        )
+
+
+def withdraw(channel: str, job: dict[str, Any], attempt: str) -> None:
+    """Nothing was sent: remove this attempt's mark, so that a retry may send."""
+    write(
+        job,
+        channel,
+        "REMOVE #r DELETE sent :k",
+        "#r.#a = :a",
+        a={"S": attempt},
+        k={"SS": [f"{channel}@{job['appointmentTime']}"]},
     )
 
 
-def deliver(channel: str, reminder_id: str, token: str, send: Callable[[], str]) -> dict[str, Any]:
+def deliver(channel: str, job: dict[str, Any], context: Any, send: Callable[[], str]) -> dict[str, Any]:
     """Mark the channel, call ``send`` (it returns the provider's message id), record the outcome."""
-    try:
-        mark(channel, reminder_id, token, {"status": "SENDING"}, first=True)
-    except reminders.exceptions.ConditionalCheckFailedException as refused:
-        # The reminder as it was (DynamoDB JSON); the stubs type it as a plain object.
-        old: dict[str, Any] = refused.response.get("Item", {})  # type: ignore[assignment]
-        prior = {k: v["S"] for k, v in old.get(f"{channel}Result", {"M": {}})["M"].items() if k != "token"}
-        if old.get("claimToken") != {"S": token}:
-            return answer(channel, "SKIPPED", "ClaimLost")
-        if prior.get("status", "SENDING") == "SENDING":  # an attempt died mid-send: it may have sent
-            return answer(channel, "FAILED", "OutcomeUnknown")
-        # Final already, from this claim or an earlier one: not sent again.
-        return answer(**{"channel": channel, **prior})
+    attempt = context.aws_request_id
+    until = time.time() + context.get_remaining_time_in_millis() / 1000
+    refused = begin(channel, job, attempt, until)
+    if refused:
+        return refused
     try:
         result = answer(channel, "SENT", messageId=send())
     except Exception as error:
-        # Nothing was sent (throttled, a 5xx, no connection made): the workflow's retry may send.
-        # A lost answer (read timeout) may hide a sent message: recorded FAILED, never resent.
-        if is_transient(error, idempotent=False):
-            mark(channel, reminder_id, token)
+        if is_transient(error, idempotent=False):  # throttled, a 5xx, no connection: nothing went out
+            withdraw(channel, job, attempt)
             raise
+        # A refusal sent nothing; a lost answer (read timeout) may hide a sent message: never resent.
         result = answer(channel, "FAILED", error_code(error))
+        finish(channel, job, attempt, result, went_out=is_transient(error, idempotent=True))
+        return result
     try:
-        mark(channel, reminder_id, token, result)
-    except Exception as error:  # sent is sent: the answer stands, the workflow records it
-        log("ERROR", "mark_not_recorded", reminderId=reminder_id, error=error_code(error))
+        finish(channel, job, attempt, result, went_out=True)
+    except Exception as error:  # sent is sent: the answer stands, and UpdateStatus records it
+        log("ERROR", "mark_not_recorded", reminderId=job["reminderId"], error=error_code(error))
     return result
 
 
 def deliver_message(
     channel: str,
     event: dict[str, Any],
+    context: Any,
     problem: Callable[[Any], dict[str, Any] | None],
     send: Callable[[Any], str],
 ) -> dict[str, Any]:
-    """A sender's whole handler: ``problem`` says why a message cannot be sent (SKIPPED or FAILED),
+    """A sender's whole handler. ``problem`` says why a message cannot be sent (SKIPPED or FAILED);
     ``send`` sends it. A transient failure is raised for the workflow to retry; any other is the answer."""
-    reminder_id, message = event["reminderId"], event.get("message")
+    message = event.get("message")
     try:
-        result = problem(message) or deliver(channel, reminder_id, event["claimToken"], lambda: send(message))
+        if time.time() >= event["appointmentTime"]:
+            result = answer(channel, "SKIPPED", "AppointmentStarted")  # a late job: nothing to remind of
+        else:
+            result = problem(message) or deliver(channel, event, context, lambda: send(message))
+    except RetryableError:
+        raise
     except Exception as error:
         if is_transient(error, idempotent=False):
             raise RetryableError(error_code(error)) from None
         result = answer(channel, "FAILED", error_code(error))
-    log("INFO", "delivery", reminderId=reminder_id, **result)
+    log("INFO", "delivery", reminderId=event["reminderId"], **result)
     return result

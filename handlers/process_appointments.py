@@ -1,14 +1,19 @@
 """ProcessAppointments: plan reminders from appointment changes, or find the due ones; claim and render.
 
-Input: a JSON array of DynamoDB stream records (the Pipe), or an object (the schedule's Scheduled
-Event, or a continuation). Output: ``{"jobs": [...], "more": bool, "summary": {outcome: count}}``.
-The contract (tables, decisions, job format) is handlers/README.md. Items are read and written as
-plain attribute values: a wrong-typed attribute of an appointment reads as absent.
+Input (from the workflow): ``{"input": ..., "execution": <execution id>, "started": <its start time>,
+"retry": <the task's retry count>}`` where ``input`` is a list of changes from the pipe
+(``{"eventName", "keys": {"appointmentId": {"S": ...}}, "sequenceNumber"}``), or an object (the
+schedule's Scheduled Event, a continuation): find due reminders. Output: ``{"jobs": [...], "more":
+bool, "summary": {outcome: count}}``. The contract, with every transition of a reminder and its
+condition, is handlers/README.md. Items are read and written as plain attribute values: a
+wrong-typed attribute of an appointment reads as absent.
 """
 
+import hashlib
+import json
 import os
+import re
 import time
-import uuid
 import zlib
 import zoneinfo
 from collections import Counter
@@ -29,22 +34,42 @@ OFFSETS = sorted({int(minutes) for minutes in os.environ["REMINDER_OFFSETS_MINUT
 CLAIM_BATCH_SIZE = int(os.environ["CLAIM_BATCH_SIZE"])
 CLAIM_LEASE_SECONDS = int(os.environ["CLAIM_LEASE_SECONDS"])
 RETENTION_SECONDS = int(os.environ["RETENTION_DAYS"]) * 86400
+METRICS_NAMESPACE = os.environ["METRICS_NAMESPACE"]
+#: The jobs of one execution stay under this many bytes of JSON: Step Functions passes at most
+#: 256 KiB between states, and the Map's input holds them all.
+JOBS_PAYLOAD_LIMIT = 200_000
 
 CHANNELS = ["email", "sms"]
 BOOKED = {"S": "BOOKED"}
 WEEKDAYS = "Monday Tuesday Wednesday Thursday Friday Saturday Sunday".split()
 MONTHS = "January February March April May June July August September October November December".split()
-# Open: PENDING, or SENDING under a lease that has run out (attemptAt is the lease's end while
-# SENDING; final states have no attemptAt).
-OPEN = "(#s = :p OR attemptAt <= :n)"
-# Final states leave the due index.
-FINAL = "reason = :r REMOVE dueShard, attemptAt"
+# Open for a decision: due (PENDING) or claimed by a run whose lease has run out (SENDING). Only
+# open reminders have attemptAt: it is the due time while PENDING, the lease's end while SENDING.
+OPEN = "attemptAt <= :now"
+NAMES = {"#s": "state", "#st": "status"}
 
 dynamodb = boto3.client("dynamodb", config=Config(retries={"mode": "standard"}))
 
 
-def text(item: dict[str, Any], name: str, limit: int | None = None) -> str | None:
-    """The item's string attribute on one printable line, or None."""
+class Run:
+    """One invocation: its clock, and the claim it makes. The claim token is the execution's, so a
+    retried invocation of the same execution recognises (and takes back) its own claims; the lease
+    runs from the execution's start, so every claim of an execution ends at the same moment."""
+
+    def __init__(self, event: dict[str, Any]) -> None:
+        self.now = int(time.time())
+        self.token = hashlib.sha256(event["execution"].encode()).hexdigest()[:32]
+        started = datetime.fromisoformat(event["started"].replace("Z", "+00:00"))
+        self.lease_end = int(started.timestamp()) + CLAIM_LEASE_SECONDS
+        self.retried = int(event.get("retry", 0)) > 0
+        self.jobs: list[dict[str, Any]] = []
+        self.payload = 0
+        self.full = False
+        self.summary = Counter[str]()
+
+
+def text(item: dict[str, Any], name: str, limit: int) -> str | None:
+    """The item's string attribute on one printable line, at most ``limit`` characters, or None."""
     value = "".join(c for c in " ".join(item.get(name, {}).get("S", "").split()) if c.isprintable())
     return value[:limit].strip() or None
 
@@ -68,9 +93,10 @@ def parse(raw: dict[str, Any] | None) -> tuple[dict[str, Any] | None, str | None
         "channels": [channel for channel in CHANNELS if channel in channels],
         # None when absent; "" (so: unknown) when not a string.
         "zone": raw.get("timeZone", {"S": None}).get("S", ""),
+        # Bounded, so that a batch of jobs stays far below Step Functions' payload limit.
         "name": text(raw, "customerName", 60),
-        "email": text(raw, "customerEmail"),
-        "phone": text(raw, "customerPhone"),
+        "email": text(raw, "customerEmail", 254),
+        "phone": text(raw, "customerPhone", 16),
     }
     return appointment, None
 
@@ -114,27 +140,8 @@ def render(appointment: dict[str, Any]) -> dict[str, Any]:
     return job
 
 
-def decide(
-    appointment: dict[str, Any] | None, why: str | None, offset: int, planned: int | None, now: int
-) -> tuple[str | None, str | None]:
-    """(state, reason) for an open reminder planned for ``planned`` (None: not yet); state None: plan it."""
-    if offset not in OFFSETS:
-        return "CANCELLED", "OffsetRemoved"
-    if why or appointment is None:
-        return "CANCELLED", why
-    if appointment["time"] <= now:
-        return ("SKIPPED", "AppointmentStarted") if planned else ("CANCELLED", "AppointmentPast")
-    if planned is None or appointment["time"] != planned:
-        return None, None
-    if any(smaller < offset and planned - 60 * smaller <= now for smaller in OFFSETS):
-        return "SKIPPED", "Superseded"
-    if not appointment["channels"]:
-        return "SKIPPED", "NoChannelRequested"
-    return "SENDING", None
-
-
 def call(method: Any, **params: Any) -> Any:
-    """A call the whole batch depends on: a transient failure makes the invocation retryable."""
+    """A read the whole batch depends on: a transient failure makes the invocation retryable."""
     try:
         return method(**params)
     except Exception as error:
@@ -145,7 +152,7 @@ def call(method: Any, **params: Any) -> Any:
 
 def get_appointments(ids: set[str]) -> dict[str, dict[str, Any]]:
     """The current appointments by id (consistent reads)."""
-    keys = [{"appointmentId": {"S": i}} for i in ids]
+    keys = [{"appointmentId": {"S": i}} for i in sorted(ids)]
     found: dict[str, dict[str, Any]] = {}
     for start in range(0, len(keys), 100):
         page = call(
@@ -158,124 +165,263 @@ def get_appointments(ids: set[str]) -> dict[str, dict[str, Any]]:
     return found
 
 
-def find_due(now: int) -> tuple[list[tuple[str, int, int]], bool]:
-    """The oldest due reminders of every shard (id, offset, planned time), and whether a shard has more."""
+def find_due(run: Run) -> tuple[list[dict[str, Any]], bool]:
+    """The oldest due reminders of every shard, and whether a shard has more. A retried invocation
+    first takes back what its execution already claimed (its lease ends at ``run.lease_end``)."""
     due, more = [], False
     for shard in range(DUE_INDEX_SHARDS):
-        page = call(
-            dynamodb.query,
-            TableName=REMINDERS_TABLE,
-            IndexName=DUE_INDEX,
-            KeyConditionExpression="dueShard = :h AND attemptAt <= :n",
-            ExpressionAttributeValues={":h": {"S": str(shard)}, ":n": {"N": str(now)}},
-            Limit=-(-CLAIM_BATCH_SIZE // DUE_INDEX_SHARDS),
-        )
-        due += [
-            (item["appointmentId"]["S"], int(item["offsetMinutes"]["N"]), int(item["appointmentTime"]["N"]))
-            for item in page["Items"]
-        ]
-        more |= "LastEvaluatedKey" in page
+        queries = [("attemptAt <= :n", run.now)]
+        if run.retried:
+            queries.insert(0, ("attemptAt = :n", run.lease_end))
+        for condition, moment in queries:
+            page = call(
+                dynamodb.query,
+                TableName=REMINDERS_TABLE,
+                IndexName=DUE_INDEX,
+                KeyConditionExpression=f"dueShard = :h AND {condition}",
+                ExpressionAttributeValues={":h": {"S": str(shard)}, ":n": {"N": str(moment)}},
+                Limit=-(-CLAIM_BATCH_SIZE // DUE_INDEX_SHARDS),
+            )
+            own = condition.startswith("attemptAt =")
+            due += [item for item in page["Items"] if not own or item.get("claimToken") == {"S": run.token}]
+            more |= not own and "LastEvaluatedKey" in page
     return due, more
 
 
-def update(reminder_id: str, now: int, state: str, expression: str, condition: str, **values: Any) -> str:
-    """One conditional write of a reminder (its state, updatedAt and ``expression``); the outcome.
-
-    Any other failure is raised: the handler logs it and goes on with the next reminder.
-    """
-    values.update(s=state, n=now)
+def write(reminder_id: str, expression: str, condition: str, **values: Any) -> dict[str, Any] | None:
+    """One conditional write of a reminder (``updatedAt`` set too). None when written; the
+    reminder as it was when the condition refused the write."""
+    values["u"] = int(time.time())
     try:
         dynamodb.update_item(
             TableName=REMINDERS_TABLE,
             Key={"reminderId": {"S": reminder_id}},
-            ExpressionAttributeNames={"#s": "state"},
-            UpdateExpression="SET #s = :s, updatedAt = :n, " + expression,
+            UpdateExpression=f"SET updatedAt = :u, {expression}",
             ConditionExpression=condition,
+            # DynamoDB refuses a name the expressions do not use.
+            ExpressionAttributeNames={name: NAMES[name] for name in re.findall(r"#\w+", expression + condition)},
             ExpressionAttributeValues={
-                f":{name}": {"S": value} if isinstance(value, str) else {"N": str(value)}
+                f":{name}": value
+                if isinstance(value, dict)
+                else {"S": value}
+                if isinstance(value, str)
+                else {"N": str(value)}
                 for name, value in values.items()
-                if value is not None
             },
+            ReturnValuesOnConditionCheckFailure="ALL_OLD",
         )
-    except dynamodb.exceptions.ConditionalCheckFailedException:
+    except dynamodb.exceptions.ConditionalCheckFailedException as refused:
+        old: dict[str, Any] = refused.response.get("Item", {})  # type: ignore[assignment]
+        return old
+    return None
+
+
+def sent_result(item: dict[str, Any]) -> bool:
+    """Whether a channel of this plan was sent: a reminder that went out is never called otherwise."""
+    return any(item.get(f"{channel}Result", {}).get("M", {}).get("status") == {"S": "SENT"} for channel in CHANNELS)
+
+
+def finalize(reminder_id: str, state: str, reason: str, condition: str, **values: Any) -> str:
+    """Make an open reminder final (it leaves the due index, its claim is gone) under ``condition``;
+    SENT instead when a channel of this plan was sent meanwhile (an earlier claim's, or one whose
+    send finished while the appointment was being cancelled). The outcome."""
+    done = "#s = :s, reason = :r REMOVE dueShard, attemptAt, claimToken, claimExpiresAt"
+    old = write(
+        reminder_id,
+        done,
+        condition + " AND NOT (emailResult.#st = :sent OR smsResult.#st = :sent)",
+        s=state,
+        r=reason,
+        sent="SENT",
+        **values,
+    )
+    if old is None:
+        log("INFO", f"reminder_{state.lower()}", reminderId=reminder_id, reason=reason)
+        return state.lower()
+    if not sent_result(old) or write(reminder_id, done, condition, s="SENT", r=reason, **values) is not None:
         return "unchanged"
-    log("INFO", "reminder_" + state.lower(), reminderId=reminder_id, reason=values.get("r"))
-    return state.lower()
+    log("INFO", "reminder_sent", reminderId=reminder_id, reason=reason)
+    return "sent"
 
 
-def settle(
-    appointment_id: str,
-    offset: int,
-    planned: int | None,
-    raw: dict[str, Any] | None,
-    now: int,
-    jobs: list[dict[str, Any]],
-) -> str:
-    """Decide about one reminder (``planned`` None: after a change) and write it; a claim becomes a job."""
+def version_of(change: dict[str, Any]) -> str | None:
+    """The change's order among the changes of its appointment: its stream sequence number, as a
+    fixed-width string that DynamoDB compares in order (None: a change without one, e.g. a backfill)."""
+    number = change.get("sequenceNumber")
+    return str(number).zfill(40) if number else None
+
+
+def plan(run: Run, appointment_id: str, offset: int, raw: dict[str, Any] | None, version: str | None) -> str:
+    """After a change of the appointment: plan, re-plan or cancel its reminder for ``offset``, never
+    over a newer change's decision; then settle it at once when it is already due."""
     reminder_id = f"{appointment_id}#{offset}"
     appointment, why = parse(raw)
-    state, reason = decide(appointment, why, offset, planned, now)
-    condition = OPEN + " AND appointmentTime = :t" if planned else OPEN
-    if state is None:  # new or moved: plan it for the appointment's time; decide at once when due
-        assert appointment is not None
-        start = appointment["time"]
-        outcome = update(
-            reminder_id,
-            now,
-            "PENDING",
-            "appointmentId = :a, offsetMinutes = :m, appointmentTime = :t, dueAt = :d, dueShard = :h,"
-            " attemptAt = :d, expiresAt = :x REMOVE claimToken, claimExpiresAt, emailResult, smsResult, reason",
-            "attribute_not_exists(reminderId) OR appointmentTime <> :t OR #s = :c",
-            a=appointment_id,
-            m=offset,
-            t=start,
-            d=start - 60 * offset,
-            h=str(zlib.crc32(reminder_id.encode()) % DUE_INDEX_SHARDS),
-            x=start + RETENTION_SECONDS,
-            c="CANCELLED",
-        )
-        if start - 60 * offset > now:
-            return outcome
-        return settle(appointment_id, offset, start, raw, now, jobs)
-    if state != "SENDING":
-        return update(reminder_id, now, state, FINAL, condition, r=reason, t=planned, p="PENDING")
-    # Rendered before the claim. The claim keeps emailResult/smsResult: what an earlier claim sent.
-    assert appointment is not None
-    token = uuid.uuid4().hex
-    job = {"reminderId": reminder_id, "claimToken": token, **render(appointment)}
-    outcome = update(
+    newer = "(attribute_not_exists(version) OR version < :v)" if version else "attribute_not_exists(reminderId)"
+    stamp = {"v": version} if version else {}
+    if appointment is None or appointment["time"] <= run.now:
+        # Cancelled, deleted, invalid or past: whatever its state, an open reminder is cancelled, a
+        # live claim included (its senders then find the claim gone).
+        reason = why or "AppointmentPast"
+        condition = f"#s IN (:p, :sending) AND {newer}"
+        outcome = finalize(reminder_id, "CANCELLED", reason, condition, p="PENDING", sending="SENDING", **stamp)
+        if outcome == "unchanged" and version:  # final already: record the change, so no older one undoes it
+            write(reminder_id, "version = :v", f"attribute_exists(reminderId) AND {newer}", **stamp)
+        return outcome
+    start = appointment["time"]
+    due = start - 60 * offset
+    old = write(
         reminder_id,
-        now,
-        state,
-        "claimToken = :k, claimExpiresAt = :e, attemptAt = :e",
-        condition,
-        k=token,
-        e=now + CLAIM_LEASE_SECONDS,
-        t=planned,
+        "#s = :p, appointmentId = :a, offsetMinutes = :m, appointmentTime = :t, dueAt = :d, dueShard = :h,"
+        " attemptAt = :d, expiresAt = :x"
+        + (", version = :v" if version else "")
+        + " REMOVE claimToken, claimExpiresAt, emailResult, smsResult, reason, deferrals, deferReason",
+        f"(attribute_not_exists(reminderId) OR appointmentTime <> :t OR #s = :c) AND {newer}",
         p="PENDING",
+        a=appointment_id,
+        m=offset,
+        t=start,
+        d=due,
+        h=str(zlib.crc32(reminder_id.encode()) % DUE_INDEX_SHARDS),
+        x=start + RETENTION_SECONDS,
+        c="CANCELLED",
+        **stamp,
     )
-    if outcome == "sending":
-        jobs.append(job)
-    return outcome
+    if old is None:
+        log("INFO", "reminder_pending", reminderId=reminder_id)
+    elif version and old.get("version", {"S": ""})["S"] < version:
+        # Planned for this time already: record the change, so that no older one undoes it.
+        write(reminder_id, "version = :v", f"attribute_exists(reminderId) AND {newer}", **stamp)
+    if due > run.now:
+        return "pending" if old is None else "unchanged"
+    record = {
+        "reminderId": reminder_id,
+        "offsetMinutes": offset,
+        "appointmentTime": start,
+        "deferrals": 0,
+        "tried": False,
+    }
+    return settle(run, record, raw)
 
 
-def handler(event: Any, context: Any) -> dict[str, Any]:
-    now, summary, more = int(time.time()), Counter[str](), False
-    jobs: list[dict[str, Any]] = []
-    if isinstance(event, list):  # stream records: plan every offset of each changed appointment
-        changed = {record["dynamodb"]["Keys"]["appointmentId"]["S"]: 1 for record in event}
-        due: list[tuple[str, int, int | None]] = [(aid, offset, None) for aid in changed for offset in OFFSETS]
-    else:
-        found, more = find_due(now)
-        due = list(found)
-    appointments = get_appointments({appointment_id for appointment_id, _, _ in due})
-    for appointment_id, offset, planned in due:
+def settle(run: Run, record: dict[str, Any], raw: dict[str, Any] | None) -> str:
+    """Decide about an open, due reminder given its current appointment, and write the decision:
+    final, re-planned, or claimed (a claim becomes a job). Every write is conditional on the reminder
+    still being open and planned for the time decided on."""
+    reminder_id, offset, planned = record["reminderId"], record["offsetMinutes"], record["appointmentTime"]
+    appointment, why = parse(raw)
+    still = f"{OPEN} AND appointmentTime = :t"
+    if offset not in OFFSETS or appointment is None:
+        return finalize(reminder_id, "CANCELLED", why or "OffsetRemoved", still, now=run.now, t=planned)
+    if appointment["time"] != planned:
+        # Moved, and its change not planned yet: that change, from the stream, re-plans it.
+        return "unchanged"
+    if planned <= run.now:
+        # A reminder that was tried (deferred, or a channel attempted) and could not go out in time
+        # failed; one that was never tried was skipped.
+        state, reason = ("FAILED", "NotSentBeforeAppointment") if record["tried"] else ("SKIPPED", "AppointmentStarted")
+        return finalize(reminder_id, state, reason, still, now=run.now, t=planned)
+    if any(smaller < offset and planned - 60 * smaller <= run.now for smaller in OFFSETS):
+        return finalize(reminder_id, "SKIPPED", "Superseded", still, now=run.now, t=planned)
+    if not appointment["channels"]:
+        return finalize(reminder_id, "SKIPPED", "NoChannelRequested", still, now=run.now, t=planned)
+    job = {
+        "reminderId": reminder_id,
+        "claimToken": run.token,
+        "appointmentTime": planned,
+        "deferrals": record["deferrals"],
+        **render(appointment),
+    }
+    size = len(json.dumps(job))
+    if run.payload + size > JOBS_PAYLOAD_LIMIT:
+        run.full = True  # left due: the next execution takes it
+        return "unchanged"
+    old = write(
+        reminder_id,
+        "#s = :s, claimToken = :k, claimExpiresAt = :e, attemptAt = :e",
+        f"({OPEN} OR claimToken = :k) AND appointmentTime = :t",
+        s="SENDING",
+        k=run.token,
+        e=run.lease_end,
+        now=run.now,
+        t=planned,
+    )
+    if old is not None:
+        return "unchanged"
+    log("INFO", "reminder_sending", reminderId=reminder_id)
+    run.jobs.append(job)
+    run.payload += size
+    return "sending"
+
+
+def record_of(item: dict[str, Any]) -> dict[str, Any]:
+    """What the decision needs of a reminder found in the due index."""
+    return {
+        "reminderId": item["reminderId"]["S"],
+        "offsetMinutes": int(item["offsetMinutes"]["N"]),
+        "appointmentTime": int(item["appointmentTime"]["N"]),
+        "dueAt": int(item["dueAt"]["N"]),
+        "deferrals": int(item.get("deferrals", {"N": 0})["N"]),
+        "tried": "deferrals" in item or any(f"{channel}Result" in item for channel in CHANNELS),
+    }
+
+
+def plan_changes(run: Run, changes: list[dict[str, Any]]) -> None:
+    """Plan every offset of each changed appointment from its current item. A failure is not isolated:
+    the invocation fails (retryably when transient), the workflow retries it, and past its retries the
+    pipe retries the batch, then dead-letters it with an alarm. Planning is idempotent."""
+    versions: dict[str, str | None] = {}
+    for change in changes:  # the newest change of each appointment in the batch decides
+        appointment_id = change["keys"]["appointmentId"]["S"]
+        version = version_of(change)
+        if appointment_id not in versions or (version or "") > (versions[appointment_id] or ""):
+            versions[appointment_id] = version
+    appointments = get_appointments(set(versions))
+    for appointment_id, version in versions.items():
+        for offset in OFFSETS:
+            try:
+                run.summary[plan(run, appointment_id, offset, appointments.get(appointment_id), version)] += 1
+            except Exception as error:
+                log("ERROR", "reminder_failed", reminderId=f"{appointment_id}#{offset}", errorType=error_code(error))
+                if is_transient(error, idempotent=True):
+                    raise RetryableError(error_code(error)) from None
+                raise
+
+
+def settle_due(run: Run) -> bool:
+    """Settle the due reminders; one that fails is logged and left due, never stopping the others.
+    Reports how late the oldest one is (the metric the lateness alarm watches). Whether more are due."""
+    items, more = find_due(run)
+    records = [record_of(item) for item in items]
+    appointments = get_appointments({record["reminderId"].rpartition("#")[0] for record in records})
+    for record in records:
+        appointment_id = record["reminderId"].rpartition("#")[0]
         try:
-            summary[settle(appointment_id, offset, planned, appointments.get(appointment_id), now, jobs)] += 1
-        except Exception as error:  # a failed write, or any surprise: never stops the batch
-            log("ERROR", "reminder_failed", reminderId=f"{appointment_id}#{offset}", errorType=error_code(error))
-            summary["error"] += 1
+            run.summary[settle(run, record, appointments.get(appointment_id))] += 1
+        except Exception as error:
+            log("ERROR", "reminder_failed", reminderId=record["reminderId"], errorType=error_code(error))
+            run.summary["error"] += 1
+    overdue = max((run.now - record["dueAt"] for record in records), default=0)
+    emf = {
+        "Timestamp": run.now * 1000,
+        "CloudWatchMetrics": [
+            {
+                "Namespace": METRICS_NAMESPACE,
+                "Dimensions": [[]],
+                "Metrics": [{"Name": "OverdueSeconds", "Unit": "Seconds"}],
+            }
+        ],
+    }
+    print(json.dumps({"_aws": emf, "OverdueSeconds": overdue}))
     # Only a batch that moved something on continues: a reminder that keeps failing ends the chain.
-    more = more and bool(summary.keys() - {"unchanged", "error"})
-    log("INFO", "batch_done", jobs=len(jobs), more=more, **summary)
-    return {"jobs": jobs, "more": more, "summary": summary}
+    return (more or run.full) and bool(run.summary.keys() - {"unchanged", "error"})
+
+
+def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
+    run = Run(event)
+    if isinstance(event["input"], list):
+        plan_changes(run, event["input"])
+        more = False
+    else:
+        more = settle_due(run)
+    log("INFO", "batch_done", jobs=len(run.jobs), more=more, **run.summary)
+    return {"jobs": run.jobs, "more": more, "summary": run.summary}

@@ -1,6 +1,7 @@
 """SendEmail: deliver one rendered reminder email through SES, at most once.
 
-Contract: handlers/README.md (SendEmail / SendSMS). Input ``{"reminderId", "claimToken", "message"}``
+Contract: handlers/README.md (SendEmail / SendSMS). Input
+``{"reminderId", "claimToken", "appointmentTime", "message"}``
 with the message ``{"to", "subject", "text"}`` or null; output
 ``{"channel": "email", "status": "SENT"|"SKIPPED"|"FAILED", "messageId"?, "reason"?}``.
 The at-most-once mechanism is channel_marks.py, shared with send_sms.py.
@@ -46,4 +47,4 @@ def send(message: dict[str, str]) -> str:
 
 
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    return deliver_message(CHANNEL, event, problem, send)
+    return deliver_message(CHANNEL, event, context, problem, send)

@@ -1,13 +1,14 @@
-"""UpdateStatus: record a delivered reminder's outcome and announce it, without personal data.
+"""UpdateStatus: record a delivered reminder's outcome, or defer what was refused transiently.
 
-Contract: handlers/README.md (UpdateStatus). Input ``{"reminderId", "claimToken",
-"delivery": [channel results]}``; output ``{"reminderId", "state", "recorded"}``.
-The record is conditional on the claim: a re-planned or re-claimed reminder records and publishes
-nothing. Retrying is safe: the same claim records the same outcome again (and announces it again).
+Contract: handlers/README.md (UpdateStatus). Input ``{"reminderId", "claimToken", "appointmentTime",
+"deferrals", "delivery": [channel results]}``; output ``{"reminderId", "state", "recorded"}``.
+Every write is conditional on the claim being this job's: a cancelled, moved, finished or re-claimed
+reminder records and announces nothing. Retrying is safe: the same claim records the same outcome.
 """
 
 import json
 import os
+import re
 import time
 from typing import Any
 
@@ -19,71 +20,115 @@ from .common import RetryableError, error_code, is_transient, log
 REMINDERS_TABLE = os.environ["REMINDERS_TABLE"]
 TOPIC_ARN = os.environ["TOPIC_ARN"]
 METRICS_NAMESPACE = os.environ["METRICS_NAMESPACE"]
-AWS = Config(connect_timeout=2, read_timeout=3, retries={"mode": "standard"})
+AWS = Config(connect_timeout=1, read_timeout=2, retries={"mode": "standard", "max_attempts": 2})
 dynamodb = boto3.client("dynamodb", config=AWS)
 sns = boto3.client("sns", config=AWS)
-#: The embedded-metric-format count each recorded state adds to.
-METRICS = {"SENT": "RemindersSent", "FAILED": "RemindersFailed", "SKIPPED": "RemindersSkipped"}
+#: A sender that still failed after the workflow's retries (the workflow reports ``ERROR`` and the
+#: error's name) was refused transiently, or Lambda could not run it, or it ran out of time: nothing
+#: was sent that its channel mark does not know about, so the channel is deferred, not failed.
+DEFERRABLE = re.compile(r"RetryableError|Lambda\.|States\.Timeout")
+#: The first deferral waits a minute, each next one twice as long, up to 15 minutes.
+FIRST_BACKOFF_SECONDS, LONGEST_BACKOFF_SECONDS = 60, 900
+#: The embedded-metric-format count each outcome adds to.
+METRICS = {
+    "SENT": "RemindersSent",
+    "FAILED": "RemindersFailed",
+    "SKIPPED": "RemindersSkipped",
+    "DEFERRED": "RemindersDeferred",
+}
 
 
-def state_of(delivery: list[dict[str, str]]) -> str:
-    """SENT when a channel was sent, else FAILED when one failed, else SKIPPED (nothing attempted)."""
-    statuses = {result["status"] for result in delivery}
-    return next((state for state in ("SENT", "FAILED") if state in statuses), "SKIPPED")
+def classify(delivery: list[dict[str, str]]) -> list[dict[str, str]]:
+    """Each channel's result, an ``ERROR`` from the workflow turned into ``DEFERRED`` or ``FAILED``."""
+    results = []
+    for result in delivery:
+        if result["status"] == "ERROR":
+            status = "DEFERRED" if DEFERRABLE.match(result.get("reason", "")) else "FAILED"
+            result = {**result, "status": status}
+        results.append(result)
+    return results
 
 
-def record(event: dict[str, Any], state: str) -> bool:
-    """The state and each channel's result, in one write conditional on the claim; the reminder leaves
-    the due index. False when the claim is gone (re-planned or re-claimed): nothing is recorded."""
-    token, now = event["claimToken"], str(int(time.time()))
-    results = {
-        f":{result['channel']}": {
-            "M": {k: {"S": str(v)} for k, v in {**result, "token": token}.items() if k != "channel"}
-        }
-        for result in event["delivery"]
+def state_of(results: list[dict[str, str]]) -> str:
+    """DEFERRED when a channel must be tried again; else SENT when a channel was sent, FAILED when
+    one failed, SKIPPED when none could be attempted."""
+    statuses = {result["status"] for result in results}
+    return next((state for state in ("DEFERRED", "SENT", "FAILED") if state in statuses), "SKIPPED")
+
+
+def record(event: dict[str, Any], state: str, results: list[dict[str, str]]) -> bool:
+    """One write, conditional on the claim: a final state leaves the due index; a deferral returns
+    the reminder to it, later, keeping what was already recorded of the other channels. False when
+    the claim is no longer this job's (nothing is recorded)."""
+    now = int(time.time())
+    values: dict[str, Any] = {
+        ":t": {"S": event["claimToken"]},
+        ":sending": {"S": "SENDING"},
+        ":at": {"N": str(event["appointmentTime"])},
+        ":u": {"N": str(now)},
     }
-    channel_updates = "".join(f", {name[1:]}Result = {name}" for name in results)
+    updates = ["updatedAt = :u"]
+    for result in results:
+        if result["status"] != "DEFERRED":  # a deferred channel keeps its mark, if it has one
+            name = f":{result['channel']}"
+            values[name] = {"M": {k: {"S": str(v)} for k, v in {**result, "token": event["claimToken"]}.items()}}
+            updates.append(f"{result['channel']}Result = {name}")
+    if state == "DEFERRED":
+        deferrals = int(event.get("deferrals", 0)) + 1
+        backoff = min(FIRST_BACKOFF_SECONDS * 2 ** (deferrals - 1), LONGEST_BACKOFF_SECONDS)
+        why = next(result.get("reason", "") for result in results if result["status"] == "DEFERRED")
+        values.update({":p": {"S": "PENDING"}, ":n": {"N": str(deferrals)}, ":r": {"S": why}})
+        values[":a"] = {"N": str(now + backoff)}
+        updates += ["#s = :p", "attemptAt = :a", "deferrals = :n", "deferReason = :r"]
+        removed = "claimToken, claimExpiresAt"
+    else:
+        values[":s"] = {"S": state}
+        updates.append("#s = :s")
+        removed = "claimToken, claimExpiresAt, dueShard, attemptAt"
     try:
         dynamodb.update_item(
             TableName=REMINDERS_TABLE,
             Key={"reminderId": {"S": event["reminderId"]}},
-            ConditionExpression="claimToken = :t",
-            UpdateExpression=f"SET #s = :s, updatedAt = :u{channel_updates} REMOVE dueShard, attemptAt",
+            ConditionExpression="claimToken = :t AND #s = :sending AND appointmentTime = :at",
+            UpdateExpression=f"SET {', '.join(updates)} REMOVE {removed}",
             ExpressionAttributeNames={"#s": "state"},
-            ExpressionAttributeValues={**results, ":t": {"S": token}, ":s": {"S": state}, ":u": {"N": now}},
+            ExpressionAttributeValues=values,
         )
     except dynamodb.exceptions.ConditionalCheckFailedException:
         return False
     return True
 
 
-def announce(event: dict[str, Any], state: str) -> None:
-    """The delivery event on the topic (ids, state and the channel results, which hold no contact data),
-    then one CloudWatch embedded-metric-format line: a count of 0 or 1 per outcome, no dimensions."""
-    appointment_id, _, offset = event["reminderId"].rpartition("#")
-    fields = {"reminderId": event["reminderId"], "appointmentId": appointment_id, "offsetMinutes": int(offset)}
-    sns.publish(
-        TopicArn=TOPIC_ARN,
-        Message=json.dumps({**fields, "delivery": event["delivery"], "state": state}),
-        MessageAttributes={"state": {"DataType": "String", "StringValue": state}},
-    )
+def announce(event: dict[str, Any], state: str, results: list[dict[str, str]]) -> None:
+    """A final outcome goes to the topic (ids, state and the channel results, which hold no contact
+    data); every outcome is one CloudWatch embedded-metric-format line: a count of 0 or 1 each."""
+    if state != "DEFERRED":
+        appointment_id, _, offset = event["reminderId"].rpartition("#")
+        fields = {"reminderId": event["reminderId"], "appointmentId": appointment_id, "offsetMinutes": int(offset)}
+        sns.publish(
+            TopicArn=TOPIC_ARN,
+            Message=json.dumps({**fields, "delivery": results, "state": state}),
+            MessageAttributes={"state": {"DataType": "String", "StringValue": state}},
+        )
     metrics = [{"Name": name} for name in METRICS.values()]  # a count has no unit
     emf = {
         "Timestamp": int(time.time() * 1000),
         "CloudWatchMetrics": [{"Namespace": METRICS_NAMESPACE, "Dimensions": [[]], "Metrics": metrics}],
     }
-    counts = {name: int(recorded == state) for recorded, name in METRICS.items()}
+    counts = {name: int(outcome == state) for outcome, name in METRICS.items()}
     print(json.dumps({"_aws": emf, **counts, "reminderId": event["reminderId"], "state": state}))
 
 
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
-    reminder_id, state = event["reminderId"], state_of(event["delivery"])
+    reminder_id = event["reminderId"]
+    results = classify(event["delivery"])
+    state = state_of(results)
     try:
-        recorded = record(event, state)
+        recorded = record(event, state, results)
         if recorded:
-            announce(event, state)
+            announce(event, state, results)
     except Exception as error:
-        # The write is conditional and the event says the same again, so any transient failure,
+        # Every write is conditional and the event says the same again, so any transient failure,
         # a lost answer included, is worth a retry; anything else fails the task.
         if not is_transient(error, idempotent=True):
             raise

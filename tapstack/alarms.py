@@ -11,10 +11,13 @@ from troposphere.sns import SubscriptionResource, Topic
 from troposphere.sqs import Queue
 from troposphere.stepfunctions import StateMachine
 
+from tapstack.functions import metrics_namespace
 from tapstack.settings import Settings
 
 #: The metric the status updater emits (embedded metric format) for each reminder it records.
 FAILED_REMINDERS_METRIC = "RemindersFailed"
+#: The metric the processor emits on each schedule run: seconds since the oldest due reminder was due.
+OVERDUE_METRIC = "OverdueSeconds"
 
 
 def add_topic(template: Template, settings: Settings, key: Key, logical_id: str, name: str) -> Topic:
@@ -92,7 +95,9 @@ def add_alarms(
     workflow: StateMachine,
     dead_letter_queue: Queue,
 ) -> list[Alarm]:
-    """Three alarms. The first sums the workflow's failed and timed-out executions.
+    """Four alarms: executions fail, changes are dead-lettered, reminders fail, reminders are late.
+
+    The first sums the workflow's failed and timed-out executions.
 
     It watches executions, not functions: Lambda's ``Errors`` counts every failed attempt, also the
     ones the workflow's retries absorbed, so it would page for nothing in a busy hour; a function
@@ -128,9 +133,23 @@ def add_alarms(
             "FailedRemindersAlarm",
             topic,
             "Reminders were recorded FAILED on every channel they tried",
-            Namespace=settings.physical_name("TapStack"),
+            Namespace=metrics_namespace(settings),
             MetricName=FAILED_REMINDERS_METRIC,
             Period=3600,
             Threshold=settings["FailedRemindersAlarmThreshold"],
+        ),
+        # The processor reports, on every schedule run, how long ago the oldest reminder it found
+        # was due: a reminder still unsent long after (a provider refusing for a while, a run that
+        # keeps failing, a backlog) raises this one.
+        _alarm(
+            template,
+            settings,
+            "LateRemindersAlarm",
+            topic,
+            f"A reminder is still unsent {settings.props.late_after_minutes} minutes after it was due",
+            Namespace=metrics_namespace(settings),
+            MetricName=OVERDUE_METRIC,
+            Statistic="Maximum",
+            Threshold=60 * settings.props.late_after_minutes,
         ),
     ]

@@ -20,12 +20,10 @@ from tapstack import policies
 from tapstack.settings import Settings
 from tapstack.sources import HANDLER_MODULES, handler_parts
 from tapstack.storage import DUE_INDEX, DUE_INDEX_SHARDS, AppointmentsTableRef
+from tapstack.timing import CLAIM_LEASE_SECONDS, DELIVERY_TIMEOUT_SECONDS, PROCESSOR_TIMEOUT_SECONDS
 
 #: The newest Python runtime cfn-lint knows and does not mark deprecated.
 RUNTIME = "python3.14"
-#: The sender and updater calls are short; the processor claims a whole batch.
-PROCESSOR_TIMEOUT_SECONDS = 60
-DELIVERY_TIMEOUT_SECONDS = 20
 
 
 #: checkov checks that do not fit these functions, each with the reason (README.md lists them too).
@@ -67,6 +65,11 @@ def _mapping_key(module: str) -> str:
     """``channel_marks`` → ``channelMarks``: mapping keys are letters and digits only."""
     first, *rest = module.split("_")
     return first + "".join(word.capitalize() for word in rest)
+
+
+def metrics_namespace(settings: Settings) -> Any:
+    """The CloudWatch namespace of the metrics the handlers emit (one per system and environment)."""
+    return settings.physical_name("TapStack")
 
 
 @dataclass
@@ -157,7 +160,6 @@ def add_functions(
     appointments: AppointmentsTableRef,
     reminders: Any,
     topic: Topic,
-    lease_seconds: int,
 ) -> dict[str, BuiltFunction]:
     """Add the processor, the two senders and the status updater; keyed by unprefixed logical ID."""
     reminders_arn = GetAtt(reminders, "Arn")
@@ -182,7 +184,8 @@ def add_functions(
                 "DUE_INDEX_SHARDS": str(DUE_INDEX_SHARDS),
                 "REMINDER_OFFSETS_MINUTES": settings["ReminderOffsetsMinutes"],
                 "CLAIM_BATCH_SIZE": str(settings.props.claim_batch_size),
-                "CLAIM_LEASE_SECONDS": str(lease_seconds),
+                "CLAIM_LEASE_SECONDS": str(CLAIM_LEASE_SECONDS),
+                "METRICS_NAMESPACE": metrics_namespace(settings),
                 "RETENTION_DAYS": settings["ReminderRetentionDays"],
             },
         ),
@@ -226,7 +229,7 @@ def add_functions(
             environment={
                 "REMINDERS_TABLE": Ref(reminders),
                 "TOPIC_ARN": Ref(topic),
-                "METRICS_NAMESPACE": settings.physical_name("TapStack"),
+                "METRICS_NAMESPACE": metrics_namespace(settings),
             },
         ),
     ]

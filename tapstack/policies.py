@@ -11,6 +11,7 @@ from typing import Any
 
 import awacs.awslambda as awslambda
 import awacs.dynamodb as dynamodb
+import awacs.kms as kms
 import awacs.logs as logs
 import awacs.ses as ses
 import awacs.sns as sns
@@ -113,8 +114,25 @@ def function_invoking_statements(function_arns: list[Any]) -> list[Statement]:
     return [Statement(Effect=Allow, Action=[awslambda.InvokeFunction], Resource=function_arns)]
 
 
-def execution_starting_statements(state_machine_arn: Any) -> list[Statement]:
-    return [Statement(Effect=Allow, Action=[states.StartExecution], Resource=[state_machine_arn])]
+def execution_starting_statements(state_machine_arn: Any, synchronously: bool = False) -> list[Statement]:
+    """Start the workflow: ``StartSyncExecution`` is the pipe's way to start an Express one and wait."""
+    action = states.StartSyncExecution if synchronously else states.StartExecution
+    return [Statement(Effect=Allow, Action=[action], Resource=[state_machine_arn])]
+
+
+def execution_data_key_statements(key: Any, state_machine_arn: Any, decrypt: bool = False) -> list[Statement]:
+    """Use of the key that encrypts a Standard workflow's execution data: whoever starts an execution
+    needs GenerateDataKey, the workflow's own role Decrypt too (Step Functions calls KMS with the
+    caller's credentials, in the state machine's encryption context).
+    https://docs.aws.amazon.com/step-functions/latest/dg/encryption-at-rest.html"""
+    return [
+        Statement(
+            Effect=Allow,
+            Action=[kms.GenerateDataKey, *([kms.Decrypt] if decrypt else [])],
+            Resource=[GetAtt(key, "Arn")],
+            Condition=Condition(StringEquals("kms:EncryptionContext:aws:states:stateMachineArn", state_machine_arn)),
+        )
+    ]
 
 
 def log_delivery_statements() -> list[Statement]:

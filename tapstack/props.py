@@ -8,6 +8,8 @@ from typing import TypeAlias
 
 from troposphere import AWSHelperFn
 
+from tapstack.timing import EXECUTION_TIMEOUT_SECONDS, execution_worst_case_seconds
+
 #: A value given either literally or as a CloudFormation expression of the host stack
 #: (``Ref(...)``, ``GetAtt(...)``, ``ImportValue(...)``).
 StrOrExpression: TypeAlias = "str | AWSHelperFn"
@@ -60,15 +62,16 @@ SUFFIX_PATTERN = re.compile(r"^[a-zA-Z0-9]+$")
 EMAIL_PATTERN = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 OFFSETS_PATTERN = re.compile(r"^[1-9]\d{0,4}(,[1-9]\d{0,4})*$")
 SCHEDULE_PATTERN = re.compile(r"^(rate\((1 (minute|hour|day)|([2-9]|[1-9]\d+) (minutes|hours|days))\)|cron\([^()]+\))$")
-MAX_OFFSET_MINUTES = 99999  # the most the parameter's pattern accepts: five digits, about 69 days
+MAX_OFFSET_MINUTES = 99999
+WORKFLOW_TYPES = ("EXPRESS", "STANDARD")  # the most the parameter's pattern accepts: five digits, about 69 days
 
 
 @dataclass(frozen=True)
 class ExistingAppointmentsTable:
     """A booking app's table that the reminder system reads instead of creating its own.
 
-    The table must have ``appointmentId`` (S) as its partition key and a stream with
-    ``NEW_AND_OLD_IMAGES``. Both values may be literals or the host stack's own expressions.
+    The table must have ``appointmentId`` (S) as its partition key and a stream (any view type:
+    the pipe passes on only the keys). Both values may be literals or the host stack's own expressions.
     """
 
     name: StrOrExpression
@@ -109,7 +112,7 @@ class ReminderProps:
     #: Minutes before the appointment at which a reminder is due.
     reminder_offsets_minutes: tuple[int, ...] = (1440,)
     #: How often the workflow looks for due reminders (EventBridge schedule expression).
-    schedule_expression: str = "rate(5 minutes)"
+    schedule_expression: str = "rate(1 minute)"
     #: Address subscribed to the alarm topic; empty for none.
     alarm_email: str = ""
     #: Days after the appointment at which its reminder records expire (DynamoDB TTL).
@@ -123,11 +126,19 @@ class ReminderProps:
     log_retention_days: int = 30
     #: Read the booking app's existing table instead of creating ``AppointmentsTable``.
     existing_appointments_table: ExistingAppointmentsTable | None = None
-    #: Reminders claimed and delivered by one workflow execution; more continue in a new one.
-    #: Read evenly from the due index's 8 shards, so up to the next multiple of 8 (104 for 100).
-    claim_batch_size: int = 100
+    #: Reminders claimed and delivered by one workflow execution; more continue in a new one at
+    #: once. Read evenly from the due index's 8 shards. With ``max_concurrency``, it must let an
+    #: execution's worst case fit its five minutes (``tapstack.timing``).
+    claim_batch_size: int = 40
     #: Reminders delivered at the same time within one execution (Map ``MaxConcurrency``).
-    max_concurrency: int = 10
+    max_concurrency: int = 20
+    #: ``EXPRESS``: $1 per million executions and no execution history holding customer data; the
+    #: pipe starts it synchronously (REQUEST_RESPONSE) and retries a failed planning run itself.
+    #: ``STANDARD``: execution history and redrive, for teams that want them; the pipe starts it
+    #: asynchronously (FIRE_AND_FORGET), and its execution data is encrypted with the stack's key.
+    workflow_type: str = "EXPRESS"
+    #: A due reminder still unsent this many minutes after it was due raises the lateness alarm.
+    late_after_minutes: int = 15
     #: Reserved concurrency of each function; ``None`` reserves nothing (a reservation can
     #: make the stack fail to deploy in an account with a low concurrency limit).
     reserved_concurrency: int | None = None
@@ -164,7 +175,7 @@ class ReminderProps:
                 offsets,
             )
         if not SCHEDULE_PATTERN.match(self.schedule_expression):
-            _bad("schedule_expression", "rate(5 minutes), rate(1 hour) or cron(...)", self.schedule_expression)
+            _bad("schedule_expression", "rate(1 minute), rate(5 minutes) or cron(...)", self.schedule_expression)
         if self.alarm_email and not EMAIL_PATTERN.match(self.alarm_email):
             _bad("alarm_email", "an email address or empty", self.alarm_email)
         _check_int("reminder_retention_days", self.reminder_retention_days, 1, 3650)
@@ -173,6 +184,17 @@ class ReminderProps:
             _bad("log_retention_days", f"one of {LOG_RETENTION_DAYS}", self.log_retention_days)
         _check_int("claim_batch_size", self.claim_batch_size, 1, 150)
         _check_int("max_concurrency", self.max_concurrency, 1, 40)
+        worst = execution_worst_case_seconds(self.claim_batch_size, self.max_concurrency)
+        if worst > EXECUTION_TIMEOUT_SECONDS:
+            _bad(
+                "claim_batch_size",
+                f"at most 2 waves of max_concurrency ({2 * self.max_concurrency} here), so that an execution's"
+                f" worst case fits {EXECUTION_TIMEOUT_SECONDS} s (it would take {worst} s)",
+                self.claim_batch_size,
+            )
+        if self.workflow_type not in WORKFLOW_TYPES:
+            _bad("workflow_type", " or ".join(WORKFLOW_TYPES), self.workflow_type)
+        _check_int("late_after_minutes", self.late_after_minutes, 1, 1440)
         if self.reserved_concurrency is not None:
             _check_int("reserved_concurrency", self.reserved_concurrency, 1, 1000)
         if not isinstance(self.deletion_protection, bool):

@@ -71,7 +71,7 @@ def _parameter_specs(props: ReminderProps) -> dict[str, dict[str, Any]]:
             Description="How often to look for due reminders",
             Default=props.schedule_expression,
             AllowedPattern=SCHEDULE_PATTERN.pattern,
-            ConstraintDescription="rate(5 minutes), rate(1 hour) or cron(...)",
+            ConstraintDescription="rate(1 minute), rate(5 minutes) or cron(...)",
         ),
         "AlarmEmail": dict(
             Description="Alarm topic subscriber; empty for none",

@@ -170,17 +170,27 @@ def minify(source: str) -> str:
 
 
 def _without_unused_typing_imports(code: str) -> str:
-    """``code`` without the names it imports from ``_TYPING_MODULES`` and never uses."""
+    """``code`` without the names it imports from ``_TYPING_MODULES`` and never uses: each such
+    import statement is cut out exactly (its own span, and a ``;`` joining it to the next), or
+    rewritten with the names still used."""
     tree = ast.parse(code)
     used = {node.id for node in ast.walk(tree) if isinstance(node, ast.Name)}
-    lines: list[str | None] = list(code.splitlines())
-    for node in tree.body:
-        if not (isinstance(node, ast.ImportFrom) and node.module in _TYPING_MODULES):
-            continue
+    lines = code.splitlines()
+    emptied: set[int] = set()
+    imports = [n for n in tree.body if isinstance(n, ast.ImportFrom) and n.module in _TYPING_MODULES]
+    for node in reversed(imports):  # from the end, so the earlier positions stay right
+        if node.lineno != node.end_lineno or node.end_col_offset is None:
+            raise ValueError(f"line {node.lineno}: an import over several lines is not expected here")
         kept = [alias for alias in node.names if (alias.asname or alias.name) in used]
         names = ",".join(alias.name + (f" as {alias.asname}" if alias.asname else "") for alias in kept)
-        for number in range(node.lineno, (node.end_lineno or node.lineno) + 1):
-            lines[number - 1] = None
+        line = lines[node.lineno - 1]
+        before, after = line[: node.col_offset], line[node.end_col_offset :]
         if kept:
-            lines[node.lineno - 1] = f"from {node.module} import {names}"
-    return "\n".join(line for line in lines if line is not None) + "\n"
+            lines[node.lineno - 1] = f"{before}from {node.module} import {names}{after}"
+        elif after.startswith(";"):
+            lines[node.lineno - 1] = before + after[1:]
+        else:
+            lines[node.lineno - 1] = before.rstrip(";")
+        if not lines[node.lineno - 1].strip():
+            emptied.add(node.lineno)
+    return "\n".join(line for number, line in enumerate(lines, start=1) if number not in emptied) + "\n"

@@ -22,7 +22,7 @@ from tapstack.props import ReminderProps
 from tapstack.settings import add_parameters
 from tapstack.storage import AppointmentsTableRef, add_appointments_table, add_key, add_reminders_table
 from tapstack.triggers import add_triggers
-from tapstack.workflow import CLAIM_LEASE_SECONDS, add_workflow
+from tapstack.workflow import add_workflow
 
 DESCRIPTION = (
     "Appointment reminders: EventBridge schedule and Pipe -> Step Functions -> Lambda -> DynamoDB, SES and SNS"
@@ -60,9 +60,7 @@ class AppointmentReminders:
         self.appointments = add_appointments_table(template, settings, self.key)
         self.reminders_table = add_reminders_table(template, settings, self.key)
         self.topic = add_topic(template, settings, self.key, "NotificationTopic", "AppointmentNotifications")
-        built = add_functions(
-            template, settings, self.key, self.appointments, self.reminders_table, self.topic, CLAIM_LEASE_SECONDS
-        )
+        built = add_functions(template, settings, self.key, self.appointments, self.reminders_table, self.topic)
         self.built_functions: dict[str, BuiltFunction] = built
         self.functions = {name: b.function for name, b in built.items()}
         self.state_machine = add_workflow(template, settings, self.key, built)

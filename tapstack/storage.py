@@ -139,7 +139,9 @@ def add_appointments_table(template: Template, settings: Settings, key: Key) -> 
             TableName=settings.physical_name("Appointments"),
             AttributeDefinitions=[AttributeDefinition(AttributeName="appointmentId", AttributeType="S")],
             KeySchema=[KeySchema(AttributeName="appointmentId", KeyType="HASH")],
-            StreamSpecification=StreamSpecification(StreamViewType="NEW_AND_OLD_IMAGES"),
+            # Only which item changed: the processor reads the item itself. (Changing the view type
+            # makes a new stream, and so a new pipe: decided before the first deploy.)
+            StreamSpecification=StreamSpecification(StreamViewType="KEYS_ONLY"),
         )
     )
     return AppointmentsTableRef(

@@ -37,6 +37,14 @@ PIPE_MAXIMUM_RECORD_AGE_SECONDS = 21600
 #: The booking app's changes that concern reminders. The system never writes this table, so
 #: none of these is its own echo.
 STREAM_EVENT_PATTERN = {"eventName": ["INSERT", "MODIFY", "REMOVE"]}
+#: What the workflow receives of each change: which item changed and the change's place in its
+#: stream, nothing of the item (a table of the host's may stream whole images: names, emails,
+#: phones). The keys go in unquoted, as an object: Pipes does not escape the values it substitutes,
+#: so a quoted id holding a quote would break the JSON.
+#: https://docs.aws.amazon.com/eventbridge/latest/userguide/eb-pipes-input-transformation.html
+STREAM_INPUT_TEMPLATE = (
+    '{"eventName": "<$.eventName>", "keys": <$.dynamodb.Keys>, "sequenceNumber": "<$.dynamodb.SequenceNumber>"}'
+)
 
 
 @dataclass
@@ -54,12 +62,17 @@ def add_triggers(
     workflow: StateMachine,
 ) -> Triggers:
     workflow_arn = Ref(workflow)
+    express = settings.props.workflow_type == "EXPRESS"
+    # A Standard workflow's execution data is encrypted with the key: who starts one needs it.
+    data_key = [] if express else policies.execution_data_key_statements(key, workflow_arn)
     schedule_role = template.add_resource(
         Role(
             settings.logical_id("EventBridgeExecutionRole"),
             AssumeRolePolicyDocument=make_simple_assume_policy("events.amazonaws.com"),
             Policies=[
-                policies.inline_policy("StartStepFunctions", policies.execution_starting_statements(workflow_arn))
+                policies.inline_policy(
+                    "StartStepFunctions", policies.execution_starting_statements(workflow_arn) + data_key
+                )
             ],
         )
     )
@@ -107,7 +120,8 @@ def add_triggers(
                 policies.inline_policy(
                     "AppointmentStreamPipe",
                     policies.stream_reading_statements(appointments.stream_arn)
-                    + policies.execution_starting_statements(workflow_arn)
+                    + policies.execution_starting_statements(workflow_arn, synchronously=express)
+                    + data_key
                     + policies.queue_sending_statements(GetAtt(queue, "Arn"))
                     # SQS encrypts the dead letters with the pipe's role.
                     + policies.key_statements(GetAtt(key, "Arn"), [kms.GenerateDataKey, kms.Decrypt]),
@@ -137,7 +151,13 @@ def add_triggers(
             ),
             Target=workflow_arn,
             TargetParameters=PipeTargetParameters(
-                StepFunctionStateMachineParameters=PipeTargetStateMachineParameters(InvocationType="FIRE_AND_FORGET")
+                InputTemplate=STREAM_INPUT_TEMPLATE,
+                # Express: the pipe waits for the run, and retries (then dead-letters) a batch whose
+                # run failed. Standard runs only asynchronously: a failed run is the alarm's, and
+                # redrive's. https://docs.aws.amazon.com/eventbridge/latest/pipes-reference/API_PipeTargetStateMachineParameters.html
+                StepFunctionStateMachineParameters=PipeTargetStateMachineParameters(
+                    InvocationType="REQUEST_RESPONSE" if express else "FIRE_AND_FORGET"
+                ),
             ),
         )
     )

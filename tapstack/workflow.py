@@ -12,6 +12,7 @@ from troposphere.iam import Role
 from troposphere.kms import Key
 from troposphere.stepfunctions import (
     CloudWatchLogsLogGroup,
+    EncryptionConfiguration,
     LogDestination,
     LoggingConfiguration,
     StateMachine,
@@ -21,11 +22,14 @@ from troposphere.stepfunctions import (
 from tapstack import policies
 from tapstack.functions import BuiltFunction, add_log_group
 from tapstack.settings import Settings
-
-#: An execution delivers one batch; its claims outlive it (the lease) so that nobody else
-#: takes a reminder that is still being delivered.
-WORKFLOW_TIMEOUT_SECONDS = 1800
-CLAIM_LEASE_SECONDS = WORKFLOW_TIMEOUT_SECONDS + 60
+from tapstack.timing import (
+    CONTINUATION_TIMEOUT_SECONDS,
+    EXECUTION_TIMEOUT_SECONDS,
+    RETRY_ATTEMPTS,
+    RETRY_BACKOFF_RATE,
+    RETRY_INTERVAL_SECONDS,
+    task_timeout,
+)
 
 #: Lambda's own transient failures: the function did not run, or its answer was lost.
 LAMBDA_TRANSIENT_ERRORS = [
@@ -47,68 +51,68 @@ FUNCTION_SUBSTITUTIONS = {
 }
 
 
-def lambda_retries() -> list[dict[str, Any]]:
-    """Every handler is idempotent (claims and channel marks), so every one may be retried, also
-    after a time-out or crash (``Lambda.Unknown``): a sender that already sent answers from its
-    channel mark instead of sending again."""
+def retries(errors: list[str]) -> list[dict[str, Any]]:
+    """Few and short (``tapstack.timing``): what still fails is retried by the next run or the pipe."""
     return [
         {
-            "ErrorEquals": [
-                *LAMBDA_TRANSIENT_ERRORS,
-                "Lambda.TooManyRequestsException",
-                "Lambda.Unknown",
-                RETRYABLE_ERROR,
-            ],
-            "IntervalSeconds": 2,
-            "MaxAttempts": 6,
-            "BackoffRate": 2,
+            "ErrorEquals": errors,
+            "IntervalSeconds": RETRY_INTERVAL_SECONDS,
+            "MaxAttempts": RETRY_ATTEMPTS,
+            "BackoffRate": RETRY_BACKOFF_RATE,
             "JitterStrategy": "FULL",
         }
     ]
 
 
-def invoke(function: str, payload: dict[str, Any] | str, timeout: int, **fields: Any) -> dict[str, Any]:
+def lambda_retries() -> list[dict[str, Any]]:
+    """Every handler is idempotent (claims and channel marks), so every one may be retried, also
+    after a time-out or crash (``Lambda.Unknown``): a sender that already sent answers from its
+    channel mark instead of sending again."""
+    return retries([*LAMBDA_TRANSIENT_ERRORS, "Lambda.TooManyRequestsException", "Lambda.Unknown", RETRYABLE_ERROR])
+
+
+def invoke(function: str, payload: dict[str, Any], timeout: int, **fields: Any) -> dict[str, Any]:
     """A Lambda task through the optimised integration, with its retries and a timeout."""
-    parameters: dict[str, Any] = {"FunctionName": f"${{{function}}}"}
-    if isinstance(payload, str):
-        parameters["Payload.$"] = payload
-    else:
-        parameters["Payload"] = payload
     return {
         "Type": "Task",
         "Resource": "${LambdaInvoke}",
-        "Parameters": parameters,
+        "Parameters": {"FunctionName": f"${{{function}}}", "Payload": payload},
         # A little longer than the function's own timeout, so that Lambda reports it first.
-        "TimeoutSeconds": timeout + 10,
+        "TimeoutSeconds": task_timeout(timeout),
         "Retry": lambda_retries(),
         **fields,
     }
 
 
+#: What each Map iteration (a claimed reminder) passes to its tasks.
+JOB = {"reminderId.$": "$.reminderId", "claimToken.$": "$.claimToken", "appointmentTime.$": "$.appointmentTime"}
+
+
 def delivery_branch(channel: str, state: str, function: str, timeout: int) -> dict[str, Any]:
-    """One channel: send, or record why not. A failure here never fails the Parallel state."""
-    failed = f"{state}Failed"
+    """One channel: send, or report the error that its retries could not get past (UpdateStatus
+    defers a transient one, fails any other). A failure here never fails the Parallel state."""
+    error = f"{state}Error"
     return {
         "StartAt": state,
         "States": {
             state: invoke(
                 function,
-                {"reminderId.$": "$.reminderId", "claimToken.$": "$.claimToken", "message.$": f"$.{channel}"},
+                {**JOB, "message.$": f"$.{channel}"},
                 timeout,
                 OutputPath="$.Payload",
-                Catch=[{"ErrorEquals": ["States.ALL"], "ResultPath": "$.error", "Next": failed}],
+                Catch=[{"ErrorEquals": ["States.ALL"], "ResultPath": "$.error", "Next": error}],
                 End=True,
             ),
-            failed: {
+            error: {
                 "Type": "Pass",
-                "Parameters": {"channel": channel, "status": "FAILED", "reason.$": "$.error.Error"},
+                "Parameters": {"channel": channel, "status": "ERROR", "reason.$": "$.error.Error"},
                 "End": True,
             },
         },
     }
 
 
-def definition(functions: dict[str, BuiltFunction], max_concurrency: int) -> dict[str, Any]:
+def definition(functions: dict[str, BuiltFunction], max_concurrency: int, standard: bool = False) -> dict[str, Any]:
     """Find or plan, claim and render (one Lambda); deliver each claimed reminder; continue if more."""
     timeout = {name: built.timeout for name, built in functions.items()}
     deliver_one = {  # an inline Map (ProcessorConfig's default)
@@ -126,7 +130,7 @@ def definition(functions: dict[str, BuiltFunction], max_concurrency: int) -> dic
             },
             "UpdateStatus": invoke(
                 "StatusUpdaterArn",
-                {"reminderId.$": "$.reminderId", "claimToken.$": "$.claimToken", "delivery.$": "$.delivery"},
+                {**JOB, "deferrals.$": "$.deferrals", "delivery.$": "$.delivery"},
                 timeout["StatusUpdaterFunction"],
                 # Unrecorded, the reminder keeps its claim; after the lease a later run records
                 # it from the channel marks without sending again.
@@ -136,13 +140,23 @@ def definition(functions: dict[str, BuiltFunction], max_concurrency: int) -> dic
             "OutcomeNotRecorded": {"Type": "Pass", "Result": {"state": "UNRECORDED"}, "End": True},
         },
     }
+    continuation: dict[str, Any] = {"source": CONTINUATION_SOURCE}
+    if standard:  # links the executions in the console (Express has no execution history)
+        continuation["AWS_STEP_FUNCTIONS_STARTED_BY_EXECUTION_ID.$"] = "$$.Execution.Id"
     return {
-        "TimeoutSeconds": WORKFLOW_TIMEOUT_SECONDS,
+        "TimeoutSeconds": EXECUTION_TIMEOUT_SECONDS,
         "StartAt": "ProcessAppointments",
         "States": {
             "ProcessAppointments": invoke(
                 "ProcessorArn",
-                "$",
+                # The execution's id and start time make the claim token and the lease; the retry
+                # count tells a retried invocation to take back its own claims first.
+                {
+                    "input.$": "$",
+                    "execution.$": "$$.Execution.Id",
+                    "started.$": "$$.Execution.StartTime",
+                    "retry.$": "$$.State.RetryCount",
+                },
                 timeout["AppointmentProcessorFunction"],
                 ResultSelector={"jobs.$": "$.Payload.jobs", "more.$": "$.Payload.more"},
                 Next="HasJobs",
@@ -170,23 +184,9 @@ def definition(functions: dict[str, BuiltFunction], max_concurrency: int) -> dic
             "ContinueInNewExecution": {
                 "Type": "Task",
                 "Resource": "${StartExecution}",
-                "Parameters": {
-                    "StateMachineArn.$": "$$.StateMachine.Id",
-                    "Input": {
-                        "source": CONTINUATION_SOURCE,
-                        "AWS_STEP_FUNCTIONS_STARTED_BY_EXECUTION_ID.$": "$$.Execution.Id",
-                    },
-                },
-                "TimeoutSeconds": 60,
-                "Retry": [
-                    {
-                        "ErrorEquals": ["States.TaskFailed"],
-                        "IntervalSeconds": 2,
-                        "MaxAttempts": 3,
-                        "BackoffRate": 2,
-                        "JitterStrategy": "FULL",
-                    }
-                ],
+                "Parameters": {"StateMachineArn.$": "$$.StateMachine.Id", "Input": continuation},
+                "TimeoutSeconds": CONTINUATION_TIMEOUT_SECONDS,
+                "Retry": retries(["States.TaskFailed"]),
                 "End": True,
             },
             "Done": {"Type": "Succeed"},
@@ -195,6 +195,7 @@ def definition(functions: dict[str, BuiltFunction], max_concurrency: int) -> dic
 
 
 def add_workflow(template: Template, settings: Settings, key: Key, functions: dict[str, BuiltFunction]) -> StateMachine:
+    standard = settings.props.workflow_type == "STANDARD"
     name = settings.physical_name("NotificationWorkflow")
     # Built from the name, not GetAtt: the role must exist before the state machine it serves.
     own_arn = settings.physical_name(
@@ -229,7 +230,8 @@ def add_workflow(template: Template, settings: Settings, key: Key, functions: di
                             ],
                             Resource=["*"],
                         )
-                    ],
+                    ]
+                    + (policies.execution_data_key_statements(key, own_arn, decrypt=True) if standard else []),
                 )
             ],
         )
@@ -240,12 +242,18 @@ def add_workflow(template: Template, settings: Settings, key: Key, functions: di
     }
     substitutions["LambdaInvoke"] = Sub("arn:${AWS::Partition}:states:::lambda:invoke")
     substitutions["StartExecution"] = Sub("arn:${AWS::Partition}:states:::states:startExecution")
+    encryption: dict[str, Any] = {}
+    if standard:  # its execution history keeps inputs: encrypted with the stack's key
+        encryption["EncryptionConfiguration"] = EncryptionConfiguration(
+            Type="CUSTOMER_MANAGED_KMS_KEY", KmsKeyId=GetAtt(key, "Arn"), KmsDataKeyReusePeriodSeconds=300
+        )
     return template.add_resource(
         StateMachine(
             settings.logical_id("NotificationWorkflow"),
             StateMachineName=name,
+            StateMachineType=settings.props.workflow_type,
             RoleArn=GetAtt(role, "Arn"),
-            Definition=definition(functions, settings.props.max_concurrency),
+            Definition=definition(functions, settings.props.max_concurrency, standard),
             DefinitionSubstitutions=substitutions,
             LoggingConfiguration=LoggingConfiguration(
                 Level="ERROR",
@@ -255,5 +263,6 @@ def add_workflow(template: Template, settings: Settings, key: Key, functions: di
                 ],
             ),
             TracingConfiguration=TracingConfiguration(Enabled=True),
+            **encryption,
         )
     )
