@@ -24,7 +24,7 @@ from typing import Any
 import boto3
 from botocore.config import Config
 
-from .common import RetryableError, error_code, is_transient, log
+from .common import RetryableError, conditional_update, error_code, is_transient, log
 
 REMINDERS_TABLE = os.environ["REMINDERS_TABLE"]
 # Every write here is conditional, so botocore may repeat one; an attempt that recognises its own
@@ -50,43 +50,32 @@ def plain(item: dict[str, Any], name: str) -> dict[str, str]:
     return {key: value["S"] for key, value in item.get(name, {}).get("M", {}).items()}
 
 
-def write(job: dict[str, Any], channel: str, expression: str, condition: str, **values: Any) -> dict[str, Any]:
-    """One conditional write of the reminder; ``#r`` is the channel's result."""
-    response = reminders.update_item(
-        TableName=REMINDERS_TABLE,
-        Key={"reminderId": {"S": job["reminderId"]}},
-        UpdateExpression=expression,
-        ConditionExpression=condition,
-        ExpressionAttributeNames={**NAMES, "#r": f"{channel}Result"},
-        ExpressionAttributeValues={f":{name}": value for name, value in values.items()},
-        ReturnValues="ALL_NEW",
-        ReturnValuesOnConditionCheckFailure="ALL_OLD",
-    )
-    attributes: dict[str, Any] = response.get("Attributes", {})
-    return attributes
+def write(
+    job: dict[str, Any], channel: str, expression: str, condition: str, **values: Any
+) -> tuple[bool, dict[str, Any]]:
+    """One conditional write of the job's reminder; ``#r`` is the channel's result."""
+    names = {**NAMES, "#r": f"{channel}Result"}
+    key = {"reminderId": {"S": job["reminderId"]}}
+    return conditional_update(reminders, REMINDERS_TABLE, key, expression, condition, names, **values)
 
 
 def begin(channel: str, job: dict[str, Any], attempt: str, until: float) -> dict[str, Any] | None:
     """Mark the channel before sending. None: go ahead and send; otherwise the answer instead."""
-    key = {"SS": [f"{channel}@{job['appointmentTime']}"]}
-    try:
-        write(
-            job,
-            channel,
-            "SET #r = :m ADD sent :k",
-            "claimToken = :t AND #s = :sending AND appointmentTime = :at"
-            " AND attribute_not_exists(#r) AND NOT contains(sent, :key)",
-            m=stored({"status": "SENDING", "token": job["claimToken"], "attempt": attempt, "until": until}),
-            k=key,
-            key={"S": key["SS"][0]},
-            t={"S": job["claimToken"]},
-            sending={"S": "SENDING"},
-            at={"N": str(job["appointmentTime"])},
-        )
-    except reminders.exceptions.ConditionalCheckFailedException as refused:
-        old: dict[str, Any] = refused.response.get("Item", {})  # type: ignore[assignment]
-        return refusal(channel, job, attempt, old, key["SS"][0])
-    return None
+    key = f"{channel}@{job['appointmentTime']}"
+    written, old = write(
+        job,
+        channel,
+        "SET #r = :m ADD sent :k",
+        "claimToken = :t AND #s = :sending AND appointmentTime = :at"
+        " AND attribute_not_exists(#r) AND NOT contains(sent, :key)",
+        m=stored({"status": "SENDING", "token": job["claimToken"], "attempt": attempt, "until": until}),
+        k={key},
+        key=key,
+        t=job["claimToken"],
+        sending="SENDING",
+        at=job["appointmentTime"],
+    )
+    return None if written else refusal(channel, job, attempt, old, key)
 
 
 def refusal(channel: str, job: dict[str, Any], attempt: str, old: dict[str, Any], key: str) -> dict[str, Any] | None:
@@ -115,39 +104,19 @@ def _message_id(result: dict[str, str]) -> dict[str, str]:
 def finish(channel: str, job: dict[str, Any], attempt: str, result: dict[str, Any], went_out: bool) -> None:
     """Record the outcome over this attempt's own mark, whatever became of the claim: sent is sent.
     Unless the message went out, or may have, the appointment time also leaves ``sent``."""
-    key = {"SS": [f"{channel}@{job['appointmentTime']}"]}
-    after = write(
-        job,
-        channel,
-        "SET #r = :m" + ("" if went_out else " DELETE sent :k"),
-        "#r.#a = :a",
-        m=stored({**result, "token": job["claimToken"], "attempt": attempt}),
-        a={"S": attempt},
-        **({} if went_out else {"k": key}),
-    )
+    gone = {} if went_out else {"k": {f"{channel}@{job['appointmentTime']}"}}
+    expression = "SET #r = :m" + ("" if went_out else " DELETE sent :k")
+    result = {**result, "token": job["claimToken"], "attempt": attempt}
+    _, after = write(job, channel, expression, "#r.#a = :a", m=stored(result), a=attempt, **gone)
     if result["status"] == "SENT" and after.get("state") == {"S": "CANCELLED"}:
         # The appointment was cancelled while this message was on its way: the record says it went out.
-        write(
-            job,
-            channel,
-            "SET #s = :sent",
-            "#s = :cancelled AND appointmentTime = :at",
-            sent={"S": "SENT"},
-            cancelled={"S": "CANCELLED"},
-            at={"N": str(job["appointmentTime"])},
-        )
+        condition = "#s = :cancelled AND appointmentTime = :at"
+        write(job, channel, "SET #s = :sent", condition, sent="SENT", cancelled="CANCELLED", at=job["appointmentTime"])
 
 
 def withdraw(channel: str, job: dict[str, Any], attempt: str) -> None:
     """Nothing was sent: remove this attempt's mark, so that a retry may send."""
-    write(
-        job,
-        channel,
-        "REMOVE #r DELETE sent :k",
-        "#r.#a = :a",
-        a={"S": attempt},
-        k={"SS": [f"{channel}@{job['appointmentTime']}"]},
-    )
+    write(job, channel, "REMOVE #r DELETE sent :k", "#r.#a = :a", a=attempt, k={f"{channel}@{job['appointmentTime']}"})
 
 
 def deliver(channel: str, job: dict[str, Any], context: Any, send: Callable[[], str]) -> dict[str, Any]:

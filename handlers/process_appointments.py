@@ -12,7 +12,6 @@ wrong-typed attribute of an appointment reads as absent.
 import hashlib
 import json
 import os
-import re
 import time
 import zlib
 import zoneinfo
@@ -23,7 +22,7 @@ from typing import Any
 import boto3
 from botocore.config import Config
 
-from .common import RetryableError, error_code, is_transient, log
+from .common import RetryableError, conditional_update, emit_metrics, error_code, is_transient, log
 
 APPOINTMENTS_TABLE = os.environ["APPOINTMENTS_TABLE"]
 REMINDERS_TABLE = os.environ["REMINDERS_TABLE"]
@@ -188,32 +187,13 @@ def find_due(run: Run) -> tuple[list[dict[str, Any]], bool]:
     return due, more
 
 
-def write(reminder_id: str, expression: str, condition: str, **values: Any) -> dict[str, Any] | None:
-    """One conditional write of a reminder (``updatedAt`` set too). None when written; the
-    reminder as it was when the condition refused the write."""
-    values["u"] = int(time.time())
-    try:
-        dynamodb.update_item(
-            TableName=REMINDERS_TABLE,
-            Key={"reminderId": {"S": reminder_id}},
-            UpdateExpression=f"SET updatedAt = :u, {expression}",
-            ConditionExpression=condition,
-            # DynamoDB refuses a name the expressions do not use.
-            ExpressionAttributeNames={name: NAMES[name] for name in re.findall(r"#\w+", expression + condition)},
-            ExpressionAttributeValues={
-                f":{name}": value
-                if isinstance(value, dict)
-                else {"S": value}
-                if isinstance(value, str)
-                else {"N": str(value)}
-                for name, value in values.items()
-            },
-            ReturnValuesOnConditionCheckFailure="ALL_OLD",
-        )
-    except dynamodb.exceptions.ConditionalCheckFailedException as refused:
-        old: dict[str, Any] = refused.response.get("Item", {})  # type: ignore[assignment]
-        return old
-    return None
+def write(reminder_id: str, expression: str, condition: str, **values: Any) -> tuple[bool, dict[str, Any]]:
+    """One conditional write of a reminder, ``updatedAt`` too: (written, the item as written or as it was)."""
+    key = {"reminderId": {"S": reminder_id}}
+    expression = f"SET updatedAt = :u, {expression}"
+    return conditional_update(
+        dynamodb, REMINDERS_TABLE, key, expression, condition, NAMES, u=int(time.time()), **values
+    )
 
 
 def sent_result(item: dict[str, Any]) -> bool:
@@ -226,7 +206,7 @@ def finalize(reminder_id: str, state: str, reason: str, condition: str, **values
     SENT instead when a channel of this plan was sent meanwhile (an earlier claim's, or one whose
     send finished while the appointment was being cancelled). The outcome."""
     done = "#s = :s, reason = :r REMOVE dueShard, attemptAt, claimToken, claimExpiresAt"
-    old = write(
+    written, old = write(
         reminder_id,
         done,
         condition + " AND NOT (emailResult.#st = :sent OR smsResult.#st = :sent)",
@@ -235,10 +215,10 @@ def finalize(reminder_id: str, state: str, reason: str, condition: str, **values
         sent="SENT",
         **values,
     )
-    if old is None:
+    if written:
         log("INFO", f"reminder_{state.lower()}", reminderId=reminder_id, reason=reason)
         return state.lower()
-    if not sent_result(old) or write(reminder_id, done, condition, s="SENT", r=reason, **values) is not None:
+    if not sent_result(old) or not write(reminder_id, done, condition, s="SENT", r=reason, **values)[0]:
         return "unchanged"
     log("INFO", "reminder_sent", reminderId=reminder_id, reason=reason)
     return "sent"
@@ -269,7 +249,7 @@ def plan(run: Run, appointment_id: str, offset: int, raw: dict[str, Any] | None,
         return outcome
     start = appointment["time"]
     due = start - 60 * offset
-    old = write(
+    written, old = write(
         reminder_id,
         "#s = :p, appointmentId = :a, offsetMinutes = :m, appointmentTime = :t, dueAt = :d, dueShard = :h,"
         " attemptAt = :d, expiresAt = :x"
@@ -286,13 +266,13 @@ def plan(run: Run, appointment_id: str, offset: int, raw: dict[str, Any] | None,
         c="CANCELLED",
         **stamp,
     )
-    if old is None:
+    if written:
         log("INFO", "reminder_pending", reminderId=reminder_id)
     elif version and old.get("version", {"S": ""})["S"] < version:
         # Planned for this time already: record the change, so that no older one undoes it.
         write(reminder_id, "version = :v", f"attribute_exists(reminderId) AND {newer}", **stamp)
     if due > run.now:
-        return "pending" if old is None else "unchanged"
+        return "pending" if written else "unchanged"
     record = {
         "reminderId": reminder_id,
         "offsetMinutes": offset,
@@ -335,7 +315,7 @@ def settle(run: Run, record: dict[str, Any], raw: dict[str, Any] | None) -> str:
     if run.payload + size > JOBS_PAYLOAD_LIMIT:
         run.full = True  # left due: the next execution takes it
         return "unchanged"
-    old = write(
+    written, _ = write(
         reminder_id,
         "#s = :s, claimToken = :k, claimExpiresAt = :e, attemptAt = :e",
         f"({OPEN} OR claimToken = :k) AND appointmentTime = :t",
@@ -345,7 +325,7 @@ def settle(run: Run, record: dict[str, Any], raw: dict[str, Any] | None) -> str:
         now=run.now,
         t=planned,
     )
-    if old is not None:
+    if not written:
         return "unchanged"
     log("INFO", "reminder_sending", reminderId=reminder_id)
     run.jobs.append(job)
@@ -401,17 +381,7 @@ def settle_due(run: Run) -> bool:
             log("ERROR", "reminder_failed", reminderId=record["reminderId"], errorType=error_code(error))
             run.summary["error"] += 1
     overdue = max((run.now - record["dueAt"] for record in records), default=0)
-    emf = {
-        "Timestamp": run.now * 1000,
-        "CloudWatchMetrics": [
-            {
-                "Namespace": METRICS_NAMESPACE,
-                "Dimensions": [[]],
-                "Metrics": [{"Name": "OverdueSeconds", "Unit": "Seconds"}],
-            }
-        ],
-    }
-    print(json.dumps({"_aws": emf, "OverdueSeconds": overdue}))
+    emit_metrics(METRICS_NAMESPACE, {"OverdueSeconds": overdue}, "Seconds")
     # Only a batch that moved something on continues: a reminder that keeps failing ends the chain.
     return (more or run.full) and bool(run.summary.keys() - {"unchanged", "error"})
 

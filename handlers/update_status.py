@@ -15,7 +15,7 @@ from typing import Any
 import boto3
 from botocore.config import Config
 
-from .common import RetryableError, error_code, is_transient, log
+from .common import RetryableError, conditional_update, emit_metrics, error_code, is_transient, log
 
 REMINDERS_TABLE = os.environ["REMINDERS_TABLE"]
 TOPIC_ARN = os.environ["TOPIC_ARN"]
@@ -61,42 +61,34 @@ def record(event: dict[str, Any], state: str, results: list[dict[str, str]]) -> 
     the reminder to it, later, keeping what was already recorded of the other channels. False when
     the claim is no longer this job's (nothing is recorded)."""
     now = int(time.time())
-    values: dict[str, Any] = {
-        ":t": {"S": event["claimToken"]},
-        ":sending": {"S": "SENDING"},
-        ":at": {"N": str(event["appointmentTime"])},
-        ":u": {"N": str(now)},
-    }
+    values: dict[str, Any] = {"t": event["claimToken"], "sending": "SENDING", "at": event["appointmentTime"], "u": now}
     updates = ["updatedAt = :u"]
     for result in results:
         if result["status"] != "DEFERRED":  # a deferred channel keeps its mark, if it has one
-            name = f":{result['channel']}"
-            values[name] = {"M": {k: {"S": str(v)} for k, v in {**result, "token": event["claimToken"]}.items()}}
-            updates.append(f"{result['channel']}Result = {name}")
+            channel = result["channel"]
+            values[channel] = {"M": {k: {"S": str(v)} for k, v in {**result, "token": event["claimToken"]}.items()}}
+            updates.append(f"{channel}Result = :{channel}")
     if state == "DEFERRED":
         deferrals = int(event.get("deferrals", 0)) + 1
         backoff = min(FIRST_BACKOFF_SECONDS * 2 ** (deferrals - 1), LONGEST_BACKOFF_SECONDS)
         why = next(result.get("reason", "") for result in results if result["status"] == "DEFERRED")
-        values.update({":p": {"S": "PENDING"}, ":n": {"N": str(deferrals)}, ":r": {"S": why}})
-        values[":a"] = {"N": str(now + backoff)}
+        values.update(p="PENDING", a=now + backoff, n=deferrals, r=why)
         updates += ["#s = :p", "attemptAt = :a", "deferrals = :n", "deferReason = :r"]
         removed = "claimToken, claimExpiresAt"
     else:
-        values[":s"] = {"S": state}
+        values["s"] = state
         updates.append("#s = :s")
         removed = "claimToken, claimExpiresAt, dueShard, attemptAt"
-    try:
-        dynamodb.update_item(
-            TableName=REMINDERS_TABLE,
-            Key={"reminderId": {"S": event["reminderId"]}},
-            ConditionExpression="claimToken = :t AND #s = :sending AND appointmentTime = :at",
-            UpdateExpression=f"SET {', '.join(updates)} REMOVE {removed}",
-            ExpressionAttributeNames={"#s": "state"},
-            ExpressionAttributeValues=values,
-        )
-    except dynamodb.exceptions.ConditionalCheckFailedException:
-        return False
-    return True
+    written, _ = conditional_update(
+        dynamodb,
+        REMINDERS_TABLE,
+        {"reminderId": {"S": event["reminderId"]}},
+        f"SET {', '.join(updates)} REMOVE {removed}",
+        "claimToken = :t AND #s = :sending AND appointmentTime = :at",
+        {"#s": "state"},
+        **values,
+    )
+    return written
 
 
 def announce(event: dict[str, Any], state: str, results: list[dict[str, str]]) -> None:
@@ -110,13 +102,8 @@ def announce(event: dict[str, Any], state: str, results: list[dict[str, str]]) -
             Message=json.dumps({**fields, "delivery": results, "state": state}),
             MessageAttributes={"state": {"DataType": "String", "StringValue": state}},
         )
-    metrics = [{"Name": name} for name in METRICS.values()]  # a count has no unit
-    emf = {
-        "Timestamp": int(time.time() * 1000),
-        "CloudWatchMetrics": [{"Namespace": METRICS_NAMESPACE, "Dimensions": [[]], "Metrics": metrics}],
-    }
-    counts = {name: int(outcome == state) for outcome, name in METRICS.items()}
-    print(json.dumps({"_aws": emf, **counts, "reminderId": event["reminderId"], "state": state}))
+    counts = {name: int(outcome == state) for outcome, name in METRICS.items()}  # a count has no unit
+    emit_metrics(METRICS_NAMESPACE, counts, reminderId=event["reminderId"], state=state)
 
 
 def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:

@@ -26,9 +26,10 @@ PARAMETER_NAMES = (
     "FailedRemindersAlarmThreshold",
     "LogRetentionDays",
 )
-#: The parameters of the stand-alone template. The alarm threshold is a library setting there:
-#: CloudFormation reads at most 51,200 bytes of template from a file, and every parameter costs some.
-DEFAULT_PARAMETERS = frozenset(PARAMETER_NAMES) - {"FailedRemindersAlarmThreshold"}
+#: The parameters of the stand-alone template. The alarm threshold and the log retention are library
+#: settings there (a host stack may make them parameters): CloudFormation reads at most 51,200 bytes
+#: of template from a file, and every parameter costs some.
+DEFAULT_PARAMETERS = frozenset(PARAMETER_NAMES) - {"FailedRemindersAlarmThreshold", "LogRetentionDays"}
 
 # CloudWatch Logs accepts only these retention periods.
 LOG_RETENTION_DAYS = (
@@ -123,7 +124,9 @@ class ReminderProps:
     failed_reminders_alarm_threshold: int = 5
     #: Retention of every log group the system creates. 30 days keeps the logs cheap; accounts whose
     #: Control Tower enforces CT.CLOUDWATCH.PR.2 need 365 or more (docs/guard.md).
-    log_retention_days: int = 30
+    #: A year: the logs hold no customer data and little volume, and AWS Control Tower's
+    #: CT.CLOUDWATCH.PR.2 asks for at least that.
+    log_retention_days: int = 365
     #: Read the booking app's existing table instead of creating ``AppointmentsTable``.
     existing_appointments_table: ExistingAppointmentsTable | None = None
     #: Reminders claimed and delivered by one workflow execution; more continue in a new one at

@@ -30,8 +30,10 @@ HANDLER_MODULES = {
 #: simple statements of a block with ``;``, shortens whitespace, indents by one character and gives
 #: local variables short names (``result`` becomes ``A``). It keeps what a reader of a stack trace or
 #: a log line in the Lambda console needs: every statement, in its order; every module-level name
-#: (the functions a stack trace names, the classes, the constants the code reads); every string where
-#: it is used (log events, error codes, expressions).
+#: (the functions a stack trace names, ``handler``, the classes, the constants and clients the code
+#: reads); every string where it is used (log events, error codes, expressions). Module-level names
+#: must keep theirs anyway: the parts of one ``index.py`` share its namespace, and a renamer working
+#: part by part would give two of them the same short name.
 MINIFIER_OPTIONS: dict[str, Any] = dict(
     remove_literal_statements=True,  # docstrings
     remove_annotations=True,

@@ -42,7 +42,7 @@ def task_timeout(function_timeout: int) -> int:
 
 def worst_case_seconds(timeout: int, attempts: int = RETRY_ATTEMPTS) -> int:
     """A Task whose every attempt times out: each attempt's timeout, and each wait before a retry."""
-    waits = sum(RETRY_INTERVAL_SECONDS * RETRY_BACKOFF_RATE**retry for retry in range(attempts))
+    waits: int = sum(RETRY_INTERVAL_SECONDS * RETRY_BACKOFF_RATE**retry for retry in range(attempts))
     return (attempts + 1) * timeout + waits
 
 

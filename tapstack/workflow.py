@@ -159,16 +159,11 @@ def definition(functions: dict[str, BuiltFunction], max_concurrency: int, standa
                 },
                 timeout["AppointmentProcessorFunction"],
                 ResultSelector={"jobs.$": "$.Payload.jobs", "more.$": "$.Payload.more"},
-                Next="HasJobs",
+                Next="SendReminders",
             ),
-            "HasJobs": {
-                "Type": "Choice",
-                "Choices": [{"Variable": "$.jobs[0]", "IsPresent": True, "Next": "SendReminders"}],
-                "Default": "MoreDue",
-            },
             "SendReminders": {
                 "Type": "Map",
-                "ItemsPath": "$.jobs",
+                "ItemsPath": "$.jobs",  # none: the Map ends at once
                 "MaxConcurrency": max_concurrency,
                 "ItemProcessor": deliver_one,
                 # Outcomes are on the reminder records; keeping them here would only grow the payload.

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from datetime import UTC, datetime
 from typing import Any
 
@@ -94,3 +95,11 @@ def claimed_reminder(deployment: LocalDeployment, token: str | None, **fields: A
         TableName=deployment.table_name("RemindersTable"), Item={k: serializer.serialize(v) for k, v in item.items()}
     )
     return item
+
+
+def processor_event(source: Any, execution: str = "manual", retry: int = 0) -> dict[str, Any]:
+    """The processor's input as the workflow passes it: ``source`` (changes, a scheduled event or a
+    continuation) with the execution's id, its start time (now) and the task's retry count."""
+    now = datetime.fromtimestamp(int(time.time()), UTC).isoformat().replace("+00:00", "Z")
+    arn = f"arn:aws:states:us-east-1:123456789012:execution:NotificationWorkflow-dev:{execution}"
+    return {"input": source, "execution": arn, "started": now, "retry": retry}

@@ -188,10 +188,13 @@ def test_13_customers_see_their_own_local_time(deploy: Any) -> None:
 
 
 def test_14_a_pipe_batch_of_stream_records_starts_a_working_execution(deploy: Any) -> None:
+    """The pipe hands the workflow one JSON array of changes (keys only, through its input
+    template), and waits for the Express run it starts."""
     stack = deploy(inlined=True)
     put_appointment(stack, appointment("a1", DAY - HOUR))
     (batch,) = stack.pipe.batches()
-    assert isinstance(batch, list) and batch[0]["eventName"] == "INSERT"
-    stack.start_execution(batch)
-    assert_all_succeeded(stack)
+    changes = json.loads(stack.pipe.target_input(batch))
+    assert isinstance(changes, list) and set(changes[0]) == {"eventName", "keys", "sequenceNumber"}
+    assert changes[0]["eventName"] == "INSERT" and changes[0]["keys"] == {"appointmentId": {"S": "a1"}}
+    assert stack.start_sync_execution(changes)["status"] == "SUCCEEDED"
     assert reminder(stack, "a1#1440")["state"] == "SENT"

@@ -9,13 +9,14 @@ from typing import Any
 import pytest
 
 from tapstack.local import LocalDeployment
-from tapstack.workflow import CLAIM_LEASE_SECONDS
+from tapstack.timing import CLAIM_LEASE_SECONDS
 from tests.support import (
     DAY,
     HOUR,
     SENDER,
     appointment,
     delete_appointment,
+    processor_event,
     put_appointment,
     reminder,
     sent_emails,
@@ -198,7 +199,7 @@ def test_a_claim_whose_execution_died_is_sent_once_after_the_lease(stack: LocalD
     run(stack)
     clock.shift(HOUR)
     # An execution claims the reminder and dies before delivering it.
-    claimed = stack.invoke("AppointmentProcessorFunction", {"source": "tapstack.continuation"})
+    claimed = stack.invoke("AppointmentProcessorFunction", processor_event({"source": "tapstack.continuation"}))
     assert [job["reminderId"] for job in claimed["jobs"]] == ["a1#1440"]
     run(stack)
     assert sent_emails(stack) == [], "the claim is still leased"

@@ -20,7 +20,10 @@ from typing import Any
 
 import pytest
 
-from tapstack.local import LocalDeployment
+from tapstack import ReminderProps, build_template
+from tapstack.local import LocalDeployment, load_template
+from tapstack.props import DEFAULT_PARAMETERS
+from tapstack.render import to_yaml
 from tests.support import SENDER
 from tests.tools import NpmTools
 
@@ -47,12 +50,6 @@ CONTROL_TOWER_EXCEPTIONS = (
         FUNCTIONS,
         "the functions call only AWS APIs (DynamoDB, SES, SNS) and reach nothing inside a network; a VPC "
         "would add a NAT gateway or interface endpoints at a fixed monthly cost and protect nothing more",
-    ),
-    GuardException(
-        "CT.CLOUDWATCH.PR.2",
-        LOG_GROUPS,
-        "the logs hold no customer data and 30 days keeps them cheap: the retention is the "
-        "LogRetentionDays parameter, and an account enforcing this control deploys with 365 or more",
     ),
 )
 
@@ -209,12 +206,15 @@ def test_a_direct_grant_deny_missing_a_condition_would_not_satisfy_the_key_contr
 
 
 @pytest.mark.parametrize(("days", "passes"), [(30, False), (180, False), (365, True)])
-def test_log_retention_parameter_decides_the_retention_control(
-    npm_tools: NpmTools, template_data: dict[str, Any], tmp_path: Path, days: int, passes: bool
+def test_log_retention_decides_the_retention_control(
+    npm_tools: NpmTools, tmp_path: Path, days: int, passes: bool
 ) -> None:
-    """The hook sees each log group as CloudFormation is about to create it, the parameter resolved:
-    deploy with LogRetentionDays=365 or more and CT.CLOUDWATCH.PR.2 lets every log group through."""
-    with LocalDeployment(template_data, {"SenderEmail": SENDER, "LogRetentionDays": str(days)}) as deployment:
+    """The hook sees each log group as CloudFormation is about to create it, a parameter resolved:
+    with a retention of a year (the default) CT.CLOUDWATCH.PR.2 lets every log group through; a host
+    stack that makes it a parameter and deploys less is refused."""
+    props = ReminderProps(parameters=DEFAULT_PARAMETERS | {"LogRetentionDays"})
+    template = load_template(to_yaml(build_template(props)))
+    with LocalDeployment(template, {"SenderEmail": SENDER, "LogRetentionDays": str(days)}) as deployment:
         logs = deployment.client("logs")
         for logical_id in LOG_GROUPS:
             properties = deployment.resources[logical_id].properties

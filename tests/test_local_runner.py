@@ -142,7 +142,9 @@ def test_a_batch_that_cannot_start_the_workflow_goes_to_the_dead_letter_queue(de
     assert body["context"]["condition"] == "RetryAttemptsExhausted"
     assert body["DDBStreamBatchInfo"]["batchSize"] == 1
     attempts = [
-        c for c in deployment.monitor.calls if c.function == "AppointmentStreamPipe" and c.operation == "StartExecution"
+        c
+        for c in deployment.monitor.calls
+        if c.function == "AppointmentStreamPipe" and c.operation == "StartSyncExecution"
     ]
     assert len(attempts) == 1 + deployment.pipe.max_retries
 

@@ -23,8 +23,19 @@ from typing import Any
 import pytest
 
 from tapstack.local import LocalDeployment
-from tapstack.workflow import CLAIM_LEASE_SECONDS
-from tests.support import DAY, HOUR, appointment, delete_appointment, put_appointment, reminder, sent_emails, sent_sms
+from tapstack.timing import CLAIM_LEASE_SECONDS
+from tests.support import (
+    DAY,
+    HOUR,
+    NOW,
+    appointment,
+    delete_appointment,
+    processor_event,
+    put_appointment,
+    reminder,
+    sent_emails,
+    sent_sms,
+)
 
 
 @dataclass(frozen=True)
@@ -192,12 +203,19 @@ def scenarios(stack: LocalDeployment, clock: Any) -> list[Customer]:
             {
                 "reminderId": "appt-0017#1440",
                 "claimToken": "0" * 32,
+                "appointmentTime": NOW + DAY,
                 "message": {"to": c[17].email if "Email" in function else c[17].phone},
             },
         )
     stack.invoke(
         "StatusUpdaterFunction",
-        {"reminderId": "appt-0018#1440", "claimToken": "0" * 32, "delivery": [{"channel": "email", "status": "SENT"}]},
+        {
+            "reminderId": "appt-0018#1440",
+            "claimToken": "0" * 32,
+            "appointmentTime": NOW + DAY,
+            "deferrals": 0,
+            "delivery": [{"channel": "email", "status": "SENT"}],
+        },
     )
 
     # Cancellations and a move.
@@ -210,7 +228,7 @@ def scenarios(stack: LocalDeployment, clock: Any) -> list[Customer]:
 
     # Claims whose execution died: re-claimed and sent after the lease.
     clock.shift(HOUR)
-    claimed = stack.invoke("AppointmentProcessorFunction", {"source": "tapstack.continuation"})
+    claimed = stack.invoke("AppointmentProcessorFunction", processor_event({"source": "tapstack.continuation"}))
     assert {job["reminderId"] for job in claimed["jobs"]} == {f"{later}#1440", f"{died}#1440"}
     run(stack)
     assert state(stack, died)["state"] == "SENDING"

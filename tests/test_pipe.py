@@ -1,10 +1,9 @@
 """The pipe as AWS runs it: input transformation, invocation types, retries, bisection, dead letters.
 
-Two shapes of the generated template: as generated (Standard state machine, FIRE_AND_FORGET, raw
-stream records) and as the Express runtime will make it (``express_template``: EXPRESS,
-REQUEST_RESPONSE and an input template that passes the keys only). In the Express shape the
-processor is a stub that takes any batch (``accept_any_batch``): these tests are about the pipe,
-not about the processor's input format, which is changing with the template.
+Two shapes of the template: as generated (``express_template``: EXPRESS, REQUEST_RESPONSE and the
+input template that passes the keys only), and a Standard one (``standard_template``: STANDARD,
+FIRE_AND_FORGET, raw stream records when it has no input template). The processor is a stub that
+takes any batch (``accept_any_batch``): these tests are about the pipe, not the processor.
 """
 
 from __future__ import annotations
@@ -21,17 +20,21 @@ from botocore.exceptions import ClientError
 from tapstack.local import LocalDeployment, UnsupportedTemplate
 from tapstack.local.pipe import InputTemplate
 from tapstack.local.workflows import EXPRESS_TIME_LIMIT_SECONDS
+from tapstack.triggers import STREAM_INPUT_TEMPLATE
 from tests.assertions import resources
 from tests.support import DAY, SENDER, appointment, delete_appointment, put_appointment
 
-#: The input template of the brief (and of the Express runtime): the event name and the keys.
-KEYS_ONLY = (
-    '{"eventName": "<$.eventName>", "appointmentId": "<$.dynamodb.Keys.appointmentId.S>", '
-    '"sequenceNumber": "<$.dynamodb.SequenceNumber>"}'
-)
+#: The template's input template: the event name, the keys and the change's sequence number.
+KEYS_ONLY = STREAM_INPUT_TEMPLATE
 PROCESSOR = "AppointmentProcessorFunction"
-#: Stands in for the processor: takes a batch of any shape and answers as the workflow expects.
-ANY_BATCH_PROCESSOR = "def handler(event, context):\n    return {'jobs': [], 'more': False}\n"
+#: Stands in for the processor: takes a batch of any shape and answers as the workflow expects,
+#: except a batch holding a change of an appointment whose id says "poison": that fails.
+ANY_BATCH_PROCESSOR = (
+    "def handler(event, context):\n"
+    "    if 'poison' in str(event):\n"
+    "        raise ValueError('a poison record')\n"
+    "    return {'jobs': [], 'more': False}\n"
+)
 
 Deploy = Callable[..., LocalDeployment]
 
@@ -60,6 +63,18 @@ def express_template(template_data: dict[str, Any], invocation: str = "REQUEST_R
         "InputTemplate": KEYS_ONLY,
         "StepFunctionStateMachineParameters": {"InvocationType": invocation},
     }
+    return accept_any_batch(template)
+
+
+def standard_template(template_data: dict[str, Any], input_template: str | None = None) -> dict[str, Any]:
+    """The generated template with a STANDARD state machine started FIRE_AND_FORGET, and the given
+    input template (none: the pipe passes the raw stream records)."""
+    template = copy.deepcopy(template_data)
+    only(template, "AWS::StepFunctions::StateMachine")["StateMachineType"] = "STANDARD"
+    target: dict[str, Any] = {"StepFunctionStateMachineParameters": {"InvocationType": "FIRE_AND_FORGET"}}
+    if input_template is not None:
+        target["InputTemplate"] = input_template
+    pipe_properties(template)["TargetParameters"] = target
     return accept_any_batch(template)
 
 
@@ -120,10 +135,10 @@ def dead_letter_messages(deployment: LocalDeployment) -> list[dict[str, Any]]:
     return [json.loads(message["Body"]) for message in messages]
 
 
-def keys(appointment_id: str, record: dict[str, Any]) -> dict[str, str]:
+def keys(appointment_id: str, record: dict[str, Any]) -> dict[str, Any]:
     return {
         "eventName": record["eventName"],
-        "appointmentId": appointment_id,
+        "keys": {"appointmentId": {"S": appointment_id}},
         "sequenceNumber": record["dynamodb"]["SequenceNumber"],
     }
 
@@ -131,8 +146,10 @@ def keys(appointment_id: str, record: dict[str, Any]) -> dict[str, str]:
 # ---- input ------------------------------------------------------------------------------------
 
 
-def test_standard_fire_and_forget_receives_the_raw_records_as_one_array(stack: Deploy) -> None:
-    deployment = stack()
+def test_standard_fire_and_forget_receives_the_raw_records_as_one_array(
+    stack: Deploy, template_data: dict[str, Any]
+) -> None:
+    deployment = stack(standard_template(template_data))
     put_appointment(deployment, appointment("a1", 3 * DAY))
     (arn,) = deployment.run_pipe()
     (batch,) = execution_inputs(deployment, [arn])
@@ -158,8 +175,10 @@ def test_the_express_workflow_receives_the_batch_transformed_to_keys_only(expres
 # ---- invocation types -------------------------------------------------------------------------
 
 
-def test_fire_and_forget_delivers_the_batch_when_the_start_succeeds(stack: Deploy) -> None:
-    deployment = stack()
+def test_fire_and_forget_delivers_the_batch_when_the_start_succeeds(
+    stack: Deploy, template_data: dict[str, Any]
+) -> None:
+    deployment = stack(standard_template(template_data))
     deployment.fail_function(PROCESSOR, times=100, error_type="PlanningBroken")
     put_appointment(deployment, appointment("a1", 3 * DAY))
     (arn,) = deployment.run_pipe()
@@ -176,7 +195,7 @@ def test_request_response_with_a_standard_state_machine_is_refused_at_deploy(tem
         {"StepFunctionStateMachineParameters": {"InvocationType": "REQUEST_RESPONSE"}},
         {},  # REQUEST_RESPONSE is the default
     ):
-        template = copy.deepcopy(template_data)
+        template = standard_template(template_data)
         pipe_properties(template)["TargetParameters"] = target_parameters
         with (
             pytest.raises(UnsupportedTemplate, match=r"REQUEST_RESPONSE.*STANDARD") as refused,
@@ -187,8 +206,10 @@ def test_request_response_with_a_standard_state_machine_is_refused_at_deploy(tem
         assert "Resources/AppointmentStreamPipe" in str(refused.value)
 
 
-def test_start_sync_execution_on_a_standard_state_machine_is_refused(stack: Deploy) -> None:
-    deployment = stack()
+def test_start_sync_execution_on_a_standard_state_machine_is_refused(
+    stack: Deploy, template_data: dict[str, Any]
+) -> None:
+    deployment = stack(standard_template(template_data))
     with pytest.raises(ClientError) as refused:
         deployment.start_sync_execution([])
     assert refused.value.response["Error"]["Code"] == "StateMachineTypeNotSupported"
@@ -225,9 +246,9 @@ def test_start_sync_execution_answers_with_the_outcome_of_an_express_execution(
 
 
 def test_a_standard_execution_has_no_five_minute_limit(
-    stack: Deploy, clock: Any, monkeypatch: pytest.MonkeyPatch
+    stack: Deploy, clock: Any, monkeypatch: pytest.MonkeyPatch, template_data: dict[str, Any]
 ) -> None:
-    deployment = stack()
+    deployment = stack(standard_template(template_data))
     function = deployment.functions[deployment.resources[PROCESSOR].ref]
     run = function.invoke
 
@@ -286,11 +307,11 @@ def test_a_batch_that_keeps_failing_is_dead_lettered_after_the_documented_attemp
     put_appointment(express, appointment("a2", 3 * DAY))
     (taken,) = express.run_pipe()
     (batch,) = execution_inputs(express, [taken])
-    assert [record["appointmentId"] for record in batch] == ["a2"]
+    assert [record["keys"]["appointmentId"]["S"] for record in batch] == ["a2"]
 
 
-def test_a_throttled_start_is_retried_within_the_retry_budget(stack: Deploy) -> None:
-    deployment = stack()
+def test_a_throttled_start_is_retried_within_the_retry_budget(stack: Deploy, template_data: dict[str, Any]) -> None:
+    deployment = stack(standard_template(template_data))
     deployment.throttle_starts(deployment.pipe.logical_id, times=2)
     put_appointment(deployment, appointment("a1", 3 * DAY))
     assert len(deployment.run_pipe()) == 1
@@ -299,12 +320,14 @@ def test_a_throttled_start_is_retried_within_the_retry_budget(stack: Deploy) -> 
 
 
 def test_bisection_isolates_the_record_that_fails_and_delivers_the_others(express: LocalDeployment) -> None:
-    # Pipes does not escape the values it puts into the template: a quote in a key makes that
-    # record invalid JSON, and Step Functions refuses any batch that holds it.
-    for appointment_id in ("a0", "a1", 'bad"id', "a3"):
+    # A batch holding the poison record fails every time; halves of it are tried until it is alone.
+    for appointment_id in ("a0", "a1", "poison", "a3"):
         put_appointment(express, appointment(appointment_id, 3 * DAY))
     taken = express.run_pipe()
-    assert [[r["appointmentId"] for r in batch] for batch in execution_inputs(express, taken)] == [["a0", "a1"], ["a3"]]
+    assert [[r["keys"]["appointmentId"]["S"] for r in batch] for batch in execution_inputs(express, taken)] == [
+        ["a0", "a1"],
+        ["a3"],
+    ]
     # [a0 a1 bad a3] fails → [a0 a1] delivered; [bad a3] fails → [bad] fails 1 + 5 times and is
     # dead-lettered; [a3] delivered. Splitting uses no retry.
     assert pipe_calls(express, "StartSyncExecution") == 1 + 1 + 1 + 6 + 1
@@ -320,7 +343,7 @@ def test_without_bisection_the_whole_batch_is_retried_and_dead_lettered(
     template = express_template(template_data)
     del stream_parameters(template)["OnPartialBatchItemFailure"]
     deployment = stack(template)
-    for appointment_id in ("a0", 'bad"id', "a2"):
+    for appointment_id in ("a0", "poison", "a2"):
         put_appointment(deployment, appointment(appointment_id, 3 * DAY))
     assert deployment.run_pipe() == []
     assert pipe_calls(deployment, "StartSyncExecution") == 6
@@ -348,7 +371,7 @@ def test_a_target_that_does_not_answer_holds_the_shard_without_using_retries(exp
     assert express.pipe.dead_letters == [], "8 unanswered attempts, more than the 6 a failing batch gets"
     (taken,) = express.run_pipe()
     (batch,) = execution_inputs(express, [taken])
-    assert [record["appointmentId"] for record in batch] == ["a1", "a2"], "in stream order, in one batch"
+    assert [record["keys"]["appointmentId"]["S"] for record in batch] == ["a1", "a2"], "in stream order, in one batch"
 
 
 def test_records_older_than_the_maximum_age_are_dead_lettered(
@@ -393,7 +416,7 @@ def test_a_duplicated_express_start_runs_the_same_batch_twice(stack: Deploy, tem
     (arn,) = deployment.run_pipe()
     first, second = execution_inputs(deployment)
     assert arn in {e["executionArn"] for e in deployment.executions()}
-    assert first == second and first[0]["appointmentId"] == "a1"
+    assert first == second and first[0]["keys"]["appointmentId"]["S"] == "a1"
     put_appointment(deployment, appointment("a2", 3 * DAY))
     deployment.run_pipe()
     assert len(deployment.wait()) == 3, "only the next start was duplicated"
@@ -408,8 +431,8 @@ def test_a_synchronous_start_is_never_duplicated(express: LocalDeployment) -> No
     assert len(express.wait()) == 3
 
 
-def test_a_standard_start_is_never_duplicated(stack: Deploy) -> None:
-    deployment = stack()
+def test_a_standard_start_is_never_duplicated(stack: Deploy, template_data: dict[str, Any]) -> None:
+    deployment = stack(standard_template(template_data))
     deployment.duplicate_express_starts(times=1)
     deployment.run_schedule()
     assert len(deployment.wait()) == 1
@@ -488,3 +511,12 @@ def test_an_unsupported_input_template_is_refused_at_deploy(template_data: dict[
         LocalDeployment(template, {"SenderEmail": SENDER}),
     ):
         pass
+
+
+def test_an_id_with_quotes_reaches_the_workflow_intact(express: LocalDeployment) -> None:
+    """The template's keys go in as an object, which Pipes writes as JSON: unlike a quoted string
+    value, which it does not escape, a quote or a backslash in an id cannot break the record."""
+    put_appointment(express, appointment('a "quoted" \\ id', 3 * DAY))
+    (arn,) = express.run_pipe()
+    (batch,) = execution_inputs(express, [arn])
+    assert batch[0]["keys"] == {"appointmentId": {"S": 'a "quoted" \\ id'}}

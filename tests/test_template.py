@@ -12,7 +12,9 @@ from typing import Any
 import pytest
 from cfnlint.api import ManualArgs, lint
 
+from tapstack import ReminderProps, build_template
 from tapstack.local import load_template
+from tapstack.timing import execution_worst_case_seconds
 from tapstack.workflow import LAMBDA_TRANSIENT_ERRORS, RETRYABLE_ERROR
 from tests.assertions import granted, has_resource_properties, resource_count_is, resources, statements, walk_states
 from tests.iam import STAR_ACTIONS
@@ -122,7 +124,7 @@ def test_parameter_defaults(template: dict[str, Any]) -> None:
     parameters = template["Parameters"]
     assert "Default" not in parameters["SenderEmail"], "whoever deploys must name a verified sender"
     assert parameters["ReminderOffsetsMinutes"]["Default"] == "1440"
-    assert parameters["ScheduleExpression"]["Default"] == "rate(5 minutes)"
+    assert parameters["ScheduleExpression"]["Default"] == "rate(1 minute)"
     assert parameters["EnvironmentSuffix"]["Default"] == "dev"
     assert parameters["DeletionProtection"]["AllowedValues"] == ["true", "false"]
     assert parameters["ReminderRetentionDays"]["Default"] == 90
@@ -159,7 +161,8 @@ def test_appointments_table_is_the_booking_apps(template: dict[str, Any]) -> Non
     properties = template["Resources"]["AppointmentsTable"]["Properties"]
     assert properties["TableName"] == {"Fn::Sub": "Appointments-${EnvironmentSuffix}"}
     assert properties["KeySchema"] == [{"AttributeName": "appointmentId", "KeyType": "HASH"}]
-    assert properties["StreamSpecification"] == {"StreamViewType": "NEW_AND_OLD_IMAGES"}
+    # Which item changed, nothing of it: the processor reads the item itself.
+    assert properties["StreamSpecification"] == {"StreamViewType": "KEYS_ONLY"}
     assert "TimeToLiveSpecification" not in properties, "the booking app's data never expires by our hand"
 
 
@@ -204,7 +207,7 @@ def test_each_function_has_its_own_role_log_group_and_tracing(template: dict[str
     assert properties["TracingConfig"] == {"Mode": "Active"}
     assert properties["KmsKeyArn"] == {"Fn::GetAtt": ["EncryptionKey", "Arn"]}
     log_group = template["Resources"][log_group_id]["Properties"]
-    assert log_group["RetentionInDays"] == {"Ref": "LogRetentionDays"}
+    assert log_group["RetentionInDays"] == 365
     assert log_group["KmsKeyId"] == {"Fn::GetAtt": ["EncryptionKey", "Arn"]}
     trust = template["Resources"][role_id]["Properties"]["AssumeRolePolicyDocument"]["Statement"]
     assert trust[0]["Principal"] == {"Service": ["lambda.amazonaws.com"]}
@@ -313,7 +316,7 @@ def test_workflow_and_trigger_roles(template: dict[str, Any]) -> None:
         "dynamodb:GetRecords": stream,
         "dynamodb:GetShardIterator": stream,
         "dynamodb:ListStreams": ["*"],
-        "states:StartExecution": [{"Ref": "NotificationWorkflow"}],
+        "states:StartSyncExecution": [{"Ref": "NotificationWorkflow"}],
         "sqs:SendMessage": [{"Fn::GetAtt": ["PipeDeadLetterQueue", "Arn"]}],
         "kms:GenerateDataKey": [KEY],
         "kms:Decrypt": [KEY],
@@ -328,7 +331,49 @@ def test_workflow_logs_errors_without_execution_data_and_traces(template: dict[s
     assert properties["LoggingConfiguration"]["Level"] == "ERROR"
     assert properties["LoggingConfiguration"]["IncludeExecutionData"] is False
     assert properties["TracingConfiguration"] == {"Enabled": True}
-    assert properties.get("StateMachineType", "STANDARD") == "STANDARD"  # the pipe needs Standard
+    assert properties["StateMachineType"] == "EXPRESS"
+    assert "EncryptionConfiguration" not in properties  # Express keeps no execution history
+
+
+def test_every_execution_fits_express_five_minutes_even_when_every_attempt_times_out(
+    definition: dict[str, Any],
+) -> None:
+    """Read from the definition itself: the processor, every wave of the Map (a sender, then the
+    updater), and the continuation, each task's every attempt running into its TimeoutSeconds with
+    the longest wait between attempts."""
+
+    def worst(state: dict[str, Any]) -> int:
+        (retrier,) = state["Retry"]
+        attempts = retrier["MaxAttempts"]
+        waits = sum(retrier["IntervalSeconds"] * retrier["BackoffRate"] ** n for n in range(attempts))
+        return int((attempts + 1) * state["TimeoutSeconds"] + waits)
+
+    states = dict(walk_states(definition["States"]))
+    map_state = states["SendReminders"]
+    waves = -(-ReminderProps().claim_batch_size // map_state["MaxConcurrency"])
+    wave = max(worst(states["SendEmail"]), worst(states["SendSMS"])) + worst(states["UpdateStatus"])
+    total = worst(states["ProcessAppointments"]) + waves * wave + worst(states["ContinueInNewExecution"])
+    assert definition["TimeoutSeconds"] == 300 and total <= 300, total
+    assert total == execution_worst_case_seconds(ReminderProps().claim_batch_size, map_state["MaxConcurrency"])
+
+
+def test_a_batch_whose_worst_case_does_not_fit_is_refused() -> None:
+    with pytest.raises(ValueError, match="claim_batch_size: expected at most 2 waves"):
+        ReminderProps(claim_batch_size=100, max_concurrency=10)
+
+
+def test_standard_is_a_library_setting_with_encrypted_history_and_an_asynchronous_pipe() -> None:
+    template = build_template(ReminderProps(workflow_type="STANDARD")).to_dict()
+    workflow = template["Resources"]["NotificationWorkflow"]["Properties"]
+    assert workflow["StateMachineType"] == "STANDARD"
+    assert workflow["EncryptionConfiguration"]["Type"] == "CUSTOMER_MANAGED_KMS_KEY"
+    pipe = template["Resources"]["AppointmentStreamPipe"]["Properties"]["TargetParameters"]
+    assert pipe["StepFunctionStateMachineParameters"]["InvocationType"] == "FIRE_AND_FORGET"
+    # Whoever starts an execution of an encrypted Standard workflow needs the key's data key.
+    for role in ("PipeRole", "EventBridgeExecutionRole", "StepFunctionsExecutionRole"):
+        assert "kms:GenerateDataKey" in granted(template["Resources"][role]), role
+    with pytest.raises(ValueError, match="workflow_type"):
+        ReminderProps(workflow_type="express")
 
 
 def test_every_task_has_retries_and_a_timeout(definition: dict[str, Any]) -> None:
@@ -371,7 +416,15 @@ def test_every_map_is_bounded_and_no_branch_failure_escapes(definition: dict[str
 def test_pipe_is_bounded_and_keeps_what_it_cannot_deliver(template: dict[str, Any]) -> None:
     properties = template["Resources"]["AppointmentStreamPipe"]["Properties"]
     stream = properties["SourceParameters"]["DynamoDBStreamParameters"]
-    assert properties["TargetParameters"]["StepFunctionStateMachineParameters"]["InvocationType"] == "FIRE_AND_FORGET"
+    # Express: the pipe waits for the run and retries (then dead-letters) a batch whose run failed.
+    assert properties["TargetParameters"]["StepFunctionStateMachineParameters"]["InvocationType"] == "REQUEST_RESPONSE"
+    # Keys only into the workflow, also from a table that streams whole images.
+    template_text = properties["TargetParameters"]["InputTemplate"]
+    assert set(re.findall(r"<\$\.([\w.]+)>", template_text)) == {
+        "eventName",
+        "dynamodb.Keys",
+        "dynamodb.SequenceNumber",
+    }
     assert 0 <= stream["MaximumRetryAttempts"] <= 10
     assert 60 <= stream["MaximumRecordAgeInSeconds"] <= 86400
     assert stream["DeadLetterConfig"] == {"Arn": {"Fn::GetAtt": ["PipeDeadLetterQueue", "Arn"]}}
@@ -396,13 +449,23 @@ def test_schedule_uses_the_parameter(template: dict[str, Any]) -> None:
 
 
 def test_alarms_notify_an_encrypted_topic_with_an_optional_subscription(template: dict[str, Any]) -> None:
-    resource_count_is(template, "AWS::CloudWatch::Alarm", 3)
+    resource_count_is(template, "AWS::CloudWatch::Alarm", 4)
     for alarm in resources(template, "AWS::CloudWatch::Alarm").values():
         assert alarm["Properties"]["AlarmActions"] == [{"Ref": "AlarmTopic"}]
     assert template["Resources"]["AlarmTopic"]["Properties"]["KmsMasterKeyId"] == KEY
     subscription = template["Resources"]["AlarmEmailSubscription"]
     assert subscription["Condition"] == "HasAlarmEmail"
     assert template["Conditions"]["HasAlarmEmail"] == {"Fn::Not": [{"Fn::Equals": [{"Ref": "AlarmEmail"}, ""]}]}
+
+
+def test_a_reminder_late_beyond_the_setting_pages(template: dict[str, Any]) -> None:
+    """The processor reports on every schedule run how long ago the oldest due reminder was due."""
+    alarm = template["Resources"]["LateRemindersAlarm"]["Properties"]
+    assert (alarm["MetricName"], alarm["Statistic"]) == ("OverdueSeconds", "Maximum")
+    assert alarm["Namespace"] == {"Fn::Sub": "TapStack-${EnvironmentSuffix}"}
+    assert alarm["Threshold"] == 15 * 60 == 60 * ReminderProps().late_after_minutes
+    later = build_template(ReminderProps(late_after_minutes=45)).to_dict()
+    assert later["Resources"]["LateRemindersAlarm"]["Properties"]["Threshold"] == 45 * 60
 
 
 def test_the_workflow_is_watched_by_its_executions_not_by_every_lambda_attempt(template: dict[str, Any]) -> None:
