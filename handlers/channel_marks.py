@@ -35,6 +35,11 @@ reminders = boto3.client(
 NAMES = {"#s": "state", "#r": "result", "#a": "attempt"}
 
 
+#: The provider's client: one attempt per invocation, since botocore retrying a request that may
+#: have reached the provider could send twice; short timeouts, within the function's own.
+PROVIDER = Config(connect_timeout=1, read_timeout=4, retries={"max_attempts": 1})
+
+
 def answer(channel: str, status: str, reason: str | None = None, **fields: Any) -> dict[str, Any]:
     """The sender's output: ``{"channel", "status", "reason"?, "messageId"?}``."""
     return {"channel": channel, "status": status, **({"reason": reason} if reason else {}), **fields}
@@ -150,12 +155,17 @@ def deliver_message(
     problem: Callable[[Any], dict[str, Any] | None],
     send: Callable[[Any], str],
 ) -> dict[str, Any]:
-    """A sender's whole handler. ``problem`` says why a message cannot be sent (SKIPPED or FAILED);
+    """A sender's whole handler. ``problem`` says why a message with an address cannot be sent
+    (SKIPPED or FAILED);
     ``send`` sends it. A transient failure is raised for the workflow to retry; any other is the answer."""
     message = event.get("message")
     try:
         if time.time() >= event["appointmentTime"]:
             result = answer(channel, "SKIPPED", "AppointmentStarted")  # a late job: nothing to remind of
+        elif message is None:
+            result = answer(channel, "SKIPPED", "ChannelNotRequested")
+        elif not message.get("to"):
+            result = answer(channel, "SKIPPED", "NoAddress")
         else:
             result = problem(message) or deliver(channel, event, context, lambda: send(message))
     except RetryableError:

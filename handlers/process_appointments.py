@@ -201,20 +201,13 @@ def sent_result(item: dict[str, Any]) -> bool:
     return any(item.get(f"{channel}Result", {}).get("M", {}).get("status") == {"S": "SENT"} for channel in CHANNELS)
 
 
-def finalize(reminder_id: str, state: str, reason: str, condition: str, **values: Any) -> str:
+def finalize(reminder_id: str, state: str, reason: str, condition: str, also: str = "", **values: Any) -> str:
     """Make an open reminder final (it leaves the due index, its claim is gone) under ``condition``;
     SENT instead when a channel of this plan was sent meanwhile (an earlier claim's, or one whose
-    send finished while the appointment was being cancelled). The outcome."""
-    done = "#s = :s, reason = :r REMOVE dueShard, attemptAt, claimToken, claimExpiresAt"
-    written, old = write(
-        reminder_id,
-        done,
-        condition + " AND NOT (emailResult.#st = :sent OR smsResult.#st = :sent)",
-        s=state,
-        r=reason,
-        sent="SENT",
-        **values,
-    )
+    send finished while the appointment was being cancelled). ``also``: more to SET. The outcome."""
+    done = f"#s = :s, reason = :r{also} REMOVE dueShard, attemptAt, claimToken, claimExpiresAt"
+    nothing_sent = " AND NOT (emailResult.#st = :sent OR smsResult.#st = :sent)"
+    written, old = write(reminder_id, done, condition + nothing_sent, s=state, r=reason, sent="SENT", **values)
     if written:
         log("INFO", f"reminder_{state.lower()}", reminderId=reminder_id, reason=reason)
         return state.lower()
@@ -239,11 +232,25 @@ def plan(run: Run, appointment_id: str, offset: int, raw: dict[str, Any] | None,
     newer = "(attribute_not_exists(version) OR version < :v)" if version else "attribute_not_exists(reminderId)"
     stamp = {"v": version} if version else {}
     if appointment is None or appointment["time"] <= run.now:
-        # Cancelled, deleted, invalid or past: whatever its state, an open reminder is cancelled, a
-        # live claim included (its senders then find the claim gone).
+        # Cancelled, deleted, invalid or past: an open reminder is cancelled, a live claim included
+        # (its senders then find the claim gone); one never planned is recorded cancelled too, with
+        # this change's version, so that an older change read before it cannot plan it after it.
         reason = why or "AppointmentPast"
-        condition = f"#s IN (:p, :sending) AND {newer}"
-        outcome = finalize(reminder_id, "CANCELLED", reason, condition, p="PENDING", sending="SENDING", **stamp)
+        condition = f"(attribute_not_exists(reminderId) OR #s IN (:p, :sending)) AND {newer}"
+        identity = ", appointmentId = :a, offsetMinutes = :m, expiresAt = if_not_exists(expiresAt, :x)"
+        outcome = finalize(
+            reminder_id,
+            "CANCELLED",
+            reason,
+            condition,
+            identity + (", version = :v" if version else ""),
+            p="PENDING",
+            sending="SENDING",
+            a=appointment_id,
+            m=offset,
+            x=run.now + RETENTION_SECONDS,
+            **stamp,
+        )
         if outcome == "unchanged" and version:  # final already: record the change, so no older one undoes it
             write(reminder_id, "version = :v", f"attribute_exists(reminderId) AND {newer}", **stamp)
         return outcome

@@ -12,24 +12,18 @@ import re
 from typing import Any
 
 import boto3
-from botocore.config import Config
 
-from .channel_marks import answer, deliver_message
+from .channel_marks import PROVIDER, answer, deliver_message
 
 CHANNEL = "email"
 SENDER_EMAIL = os.environ["SENDER_EMAIL"]
-# One attempt per invocation: botocore retrying a request that may have reached SES could send twice.
-ses = boto3.client("ses", config=Config(connect_timeout=2, read_timeout=10, retries={"max_attempts": 1}))
+ses = boto3.client("ses", config=PROVIDER)
 # Sane, not RFC 5322: catches what SES would refuse anyway, before a mark is written.
 EMAIL_ADDRESS = re.compile(r"[\w.%+'-]+@(?:[\w-]+\.)+\w{2,}")
 
 
-def problem(message: dict[str, str] | None) -> dict[str, Any] | None:
+def problem(message: dict[str, str]) -> dict[str, Any] | None:
     """Why this message cannot be sent (a SKIPPED or FAILED answer), or None."""
-    if message is None:
-        return answer(CHANNEL, "SKIPPED", "ChannelNotRequested")
-    if not message.get("to"):
-        return answer(CHANNEL, "SKIPPED", "NoAddress")
     if not EMAIL_ADDRESS.fullmatch(str(message["to"])):
         return answer(CHANNEL, "FAILED", "InvalidAddress")
     return None

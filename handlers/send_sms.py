@@ -11,22 +11,16 @@ import re
 from typing import Any
 
 import boto3
-from botocore.config import Config
 
-from .channel_marks import answer, deliver_message
+from .channel_marks import PROVIDER, answer, deliver_message
 
 CHANNEL = "sms"
-# One attempt per invocation: botocore retrying a request that may have reached SNS could send twice.
-sns = boto3.client("sns", config=Config(connect_timeout=2, read_timeout=10, retries={"max_attempts": 1}))
+sns = boto3.client("sns", config=PROVIDER)
 E164 = re.compile(r"\+[1-9]\d{6,14}")
 
 
-def problem(message: dict[str, str] | None) -> dict[str, Any] | None:
+def problem(message: dict[str, str]) -> dict[str, Any] | None:
     """Why this message cannot be sent (a SKIPPED or FAILED answer), or None."""
-    if message is None:
-        return answer(CHANNEL, "SKIPPED", "ChannelNotRequested")
-    if not message.get("to"):
-        return answer(CHANNEL, "SKIPPED", "NoAddress")
     if not E164.fullmatch(str(message["to"])):
         return answer(CHANNEL, "FAILED", "InvalidPhoneNumber")
     if sns.check_if_phone_number_is_opted_out(phoneNumber=message["to"])["isOptedOut"]:

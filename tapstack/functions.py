@@ -26,11 +26,12 @@ from tapstack.timing import CLAIM_LEASE_SECONDS, DELIVERY_TIMEOUT_SECONDS, PROCE
 RUNTIME = "python3.14"
 
 
-#: checkov checks that do not fit these functions, each with the reason (README.md lists them too).
+#: checkov checks that do not fit these functions, each with its reason in brief (README.md says
+#: more: "Security scan suppressions").
 CHECKOV_SKIPS = {
-    "CKV_AWS_115": "optional: a reservation can fail a deploy in a low-limit account",
-    "CKV_AWS_116": "called synchronously by Step Functions, which retries and catches",
-    "CKV_AWS_117": "calls only AWS APIs; a VPC would need NAT or endpoints",
+    "CKV_AWS_115": "optional: may fail a deploy in a low-limit account",
+    "CKV_AWS_116": "synchronous: Step Functions retries",
+    "CKV_AWS_117": "AWS APIs only: no VPC to reach",
 }
 
 
@@ -39,26 +40,21 @@ def checkov_skips(reserved_concurrency: int | None) -> list[dict[str, str]]:
     return [{"id": check, "comment": CHECKOV_SKIPS[check]} for check in skipped]
 
 
-#: The mapping that holds, once, the handler modules several functions share (its top-level key is
-#: the language). CloudFormation has no YAML aliases; ``Fn::FindInMap`` is how a template repeats a value.
-SHARED_CODE_MAPPING = "HandlerModules"
-SHARED_CODE_KEY = "Python"
+#: The mapping that holds the handlers' code, each module once (its top-level key is the language):
+#: a module that several functions use is written once. CloudFormation has no YAML aliases;
+#: ``Fn::FindInMap`` is how a template repeats a value.
+CODE_MAPPING = "HandlerModules"
+CODE_KEY = "Python"
 
 
 def inline_code(template: Template, module: str) -> Any:
-    """The function's ``Code.ZipFile``: its ``index.py``. A module that other handlers import too is
-    stored once in the template's mappings and substituted in (``${channelMarks}``), each on a line
-    of its own, in the order ``index.py`` runs them; two systems in one template share the mapping."""
-    parts = handler_parts(module)
-    shared = {_mapping_key(part.module): part.code for part in parts if part.shared}
-    own = parts[-1].code
-    if not shared:
-        return own
-    stored = template.mappings.setdefault(SHARED_CODE_MAPPING, {}).setdefault(SHARED_CODE_KEY, {})
-    stored.update(shared)
-    # ${ in the code itself would be read as a variable: ${! is Fn::Sub's way to write it.
-    text = "".join(f"${{{key}}}\n" for key in shared) + own.replace("${", "${!")
-    return Sub(text, **{key: FindInMap(SHARED_CODE_MAPPING, SHARED_CODE_KEY, key) for key in shared})
+    """The function's ``Code.ZipFile``: its ``index.py``, the modules it runs joined in order, a
+    blank line between them (``${common}``, ``${channelMarks}``, ``${sendEmail}``), each held in the
+    template's mappings; two systems in one template share them."""
+    parts = {_mapping_key(part.module): part.code for part in handler_parts(module)}
+    template.mappings.setdefault(CODE_MAPPING, {}).setdefault(CODE_KEY, {}).update(parts)
+    text = "\n".join(f"${{{key}}}" for key in parts)
+    return Sub(text, **{key: FindInMap(CODE_MAPPING, CODE_KEY, key) for key in parts})
 
 
 def _mapping_key(module: str) -> str:

@@ -1,0 +1,301 @@
+"""The claim protocol under the interleavings that once broke it (issue 13), each forced step by step.
+
+Every test drives the real handlers on the local runner (``tests.protocol``): it runs a workflow's
+steps itself, in the order that matters, pauses an invocation between two of its AWS calls, crashes
+a run by not calling its next step, and checks the promise: at most once per appointment time,
+offset and channel; nothing for a cancelled, deleted, moved or past appointment; a record that tells
+the truth. The state table these rows follow is in handlers/README.md.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from tapstack.local import LocalDeployment
+from tapstack.timing import CLAIM_LEASE_SECONDS
+from tests.protocol import PROCESSOR, SCHEDULED, SENDERS, Run, Workflow, after_call, change
+from tests.support import DAY, HOUR, appointment, put_appointment, reminder
+
+RID = "a1#1440"
+
+
+@pytest.fixture
+def flow(deployment: LocalDeployment) -> Workflow:
+    return Workflow(deployment)
+
+
+def book(flow: Workflow, starts_in: int, sequence: int, **fields: Any) -> None:
+    """The booking app writes a1, and the stream run for that change completes."""
+    put_appointment(flow.deployment, appointment("a1", starts_in, **fields))
+    flow.complete(Run([change("a1", "MODIFY" if sequence > 1 else "INSERT", sequence)]))
+
+
+def cancel(flow: Workflow, starts_in: int, sequence: int) -> None:
+    put_appointment(flow.deployment, appointment("a1", starts_in, status="CANCELLED"))
+    flow.complete(Run([change("a1", "MODIFY", sequence)]))
+
+
+def claimed(flow: Workflow) -> Run:
+    """A schedule run that claimed a1#1440 and has done nothing else yet."""
+    run = Run(SCHEDULED)
+    flow.process(run)
+    assert [job["reminderId"] for job in run.jobs] == [RID]
+    return run
+
+
+# ---- 1. a cancel during a live claim -----------------------------------------------------------
+
+
+def test_1_a_cancel_takes_a_live_claim_away_and_nothing_is_sent(flow: Workflow, clock: Any) -> None:
+    book(flow, DAY + HOUR, 1)
+    clock.shift(HOUR)
+    run = claimed(flow)
+    cancel(flow, DAY, 2)  # the stream run decides CANCELLED while the claim is live
+    assert reminder(flow.deployment, RID)["state"] == "CANCELLED"
+    (job,) = run.jobs
+    for channel in SENDERS:
+        assert flow.send(run, job, channel) == {"channel": channel, "status": "SKIPPED", "reason": "ClaimLost"}
+    assert flow.update(run, job)["recorded"] is False
+    assert flow.emails() == [] and flow.texts() == []
+    assert reminder(flow.deployment, RID)["state"] == "CANCELLED"
+
+
+def test_1_a_cancel_while_the_email_is_on_its_way_stops_the_sms_and_records_what_went_out(
+    flow: Workflow, clock: Any
+) -> None:
+    book(flow, DAY + HOUR, 1)
+    clock.shift(HOUR)
+    run = claimed(flow)
+    (job,) = run.jobs
+    # The email's provider call has gone out when the cancel is decided; it cannot be recalled.
+    with after_call(flow.deployment, SENDERS["email"], "SendEmail", lambda: cancel(flow, DAY, 2)) as ran:
+        assert flow.send(run, job, "email")["status"] == "SENT"
+    assert ran == [1]
+    assert flow.send(run, job, "sms")["reason"] == "ClaimLost"
+    record = reminder(flow.deployment, RID)
+    assert (record["state"], record["reason"]) == ("SENT", "AppointmentCancelled"), "the record says it went out"
+    assert len(flow.emails()) == 1 and flow.texts() == []
+
+
+# ---- 2. a final record refuses its old claim token -----------------------------------------------
+
+
+@pytest.mark.parametrize("finish", ["cancelled", "skipped", "sent"])
+def test_2_a_redriven_iteration_with_an_old_token_sends_and_records_nothing(
+    flow: Workflow, clock: Any, finish: str
+) -> None:
+    book(flow, DAY + HOUR, 1)
+    clock.shift(HOUR)
+    run = claimed(flow)
+    (job,) = run.jobs
+    if finish == "cancelled":
+        cancel(flow, DAY, 2)
+    elif finish == "skipped":
+        clock.shift(CLAIM_LEASE_SECONDS + 1)  # the claim lapses; the appointment starts; another run skips it
+        clock.shift(DAY)
+        flow.complete(Run(SCHEDULED))
+    else:
+        flow.deliver(run)
+    before = reminder(flow.deployment, RID)
+    sent = (len(flow.emails()), len(flow.texts()))
+    redriven = Run(SCHEDULED)  # a redrive re-runs the unfinished iteration with the same job
+    for channel in SENDERS:
+        assert flow.send(redriven, job, channel)["status"] in ("SKIPPED", "SENT")
+    assert flow.update(redriven, job)["recorded"] is False
+    assert (len(flow.emails()), len(flow.texts())) == sent
+    assert reminder(flow.deployment, RID) == before
+
+
+# ---- 3. twice for the same time, or a wrong final state ----------------------------------------
+
+
+def test_3_moved_and_moved_back_is_not_reminded_twice_for_the_same_time(flow: Workflow, clock: Any) -> None:
+    book(flow, DAY - HOUR, 1)  # short notice: reminded at once for T1
+    assert len(flow.emails()) == 1 and len(flow.texts()) == 1
+    book(flow, 3 * DAY, 2)  # moved to T2: re-planned
+    assert reminder(flow.deployment, RID)["state"] == "PENDING"
+    book(flow, DAY - HOUR, 3)  # moved back to T1: due at once, but already sent for T1
+    assert len(flow.emails()) == 1 and len(flow.texts()) == 1
+    record = reminder(flow.deployment, RID)
+    assert record["state"] == "SENT" and record["emailResult"]["reason"] == "AlreadySent"
+
+
+def test_3_a_claim_that_sent_and_died_then_a_cancel_then_a_rebooking_sends_nothing_again(
+    flow: Workflow, clock: Any
+) -> None:
+    book(flow, DAY + HOUR, 1)
+    clock.shift(HOUR)
+    run = claimed(flow)
+    (job,) = run.jobs
+    flow.send(run, job, "email")  # sent; the run dies before the SMS and before recording
+    cancel(flow, DAY, 2)
+    record = reminder(flow.deployment, RID)
+    assert (record["state"], record["reason"]) == ("SENT", "AppointmentCancelled"), "the email went out: it says so"
+    book(flow, DAY + HOUR, 3)  # re-booked at the same time, and due: this reminder went out already
+    assert len(flow.emails()) == 1, "not twice for the same time"
+    assert flow.texts() == [], "the reminder for this time is settled: it was sent (by email)"
+    assert reminder(flow.deployment, RID)["state"] == "SENT"
+
+
+# ---- 4. late or lost -------------------------------------------------------------------------------
+
+
+def test_4_a_retried_processor_takes_back_its_own_claims_another_execution_does_not(flow: Workflow, clock: Any) -> None:
+    book(flow, DAY + HOUR, 1)
+    clock.shift(HOUR)
+    run = claimed(flow)  # its invocation wrote the claim, then timed out: the answer was lost
+    other = Run(SCHEDULED)
+    assert flow.process(other)["jobs"] == [], "another execution does not take a live claim"
+    assert flow.process(run, retry=1)["jobs"][0]["reminderId"] == RID, "the retry takes it back at once"
+    (job,) = run.jobs
+    for channel in SENDERS:
+        flow.send(run, job, channel)
+    assert flow.update(run, job)["recorded"] is True
+    assert len(flow.emails()) == 1 and reminder(flow.deployment, RID)["state"] == "SENT"
+
+
+def test_4_a_short_notice_stream_run_retried_after_its_claims_sends_at_once(flow: Workflow) -> None:
+    put_appointment(flow.deployment, appointment("a1", DAY - HOUR))
+    run = Run([change("a1", "INSERT", 1)])
+    flow.process(run)  # planned and claimed, then the invocation timed out
+    flow.process(run, retry=1)
+    assert [job["reminderId"] for job in run.jobs] == [RID]
+
+
+def test_4_a_mark_whose_answer_was_lost_is_recognised_and_the_message_sent_once(
+    flow: Workflow, clock: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    book(flow, DAY + HOUR, 1)
+    clock.shift(HOUR)
+    run = claimed(flow)
+    (job,) = run.jobs
+    module = flow.deployment.functions[flow.deployment.resources[SENDERS["email"]].ref].module
+    marks = module.deliver_message.__globals__  # channel_marks, bundled with the sender
+    client = marks["reminders"]
+    write = client.update_item
+    repeated = []
+
+    def lost_answer(**params: Any) -> Any:
+        """The first mark is written, its answer lost: botocore sends the same write again."""
+        answer = write(**params)
+        if not repeated and "ADD sent" in params["UpdateExpression"]:
+            repeated.append(params)
+            return write(**params)  # refused by its own condition: the mark is there already
+        return answer
+
+    monkeypatch.setattr(client, "update_item", lost_answer)
+    assert flow.send(run, job, "email")["status"] == "SENT"
+    assert repeated and len(flow.emails()) == 1
+
+
+def test_5_a_sender_retried_while_its_first_attempt_still_sends_waits_and_never_says_failed(
+    flow: Workflow, clock: Any
+) -> None:
+    book(flow, DAY + HOUR, 1)
+    clock.shift(HOUR)
+    run = claimed(flow)
+    (job,) = run.jobs
+    second: list[Any] = []
+
+    def retried_meanwhile() -> None:
+        try:
+            flow.send(run, job, "email")
+        except Exception as error:  # noqa: BLE001 - the answer is the error
+            second.append(error)
+
+    # The first attempt has marked the channel and is between its mark and SES's answer when the
+    # workflow's retry of the same task starts.
+    with after_call(flow.deployment, SENDERS["email"], "UpdateItem", retried_meanwhile):
+        first = flow.send(run, job, "email")
+    (error,) = second
+    assert "SendInProgress" in str(error), "the retry is told to wait, not FAILED"
+    assert first["status"] == "SENT" and len(flow.emails()) == 1
+    assert flow.send(run, job, "email")["status"] == "SENT", "a later retry answers from the mark"
+    assert len(flow.emails()) == 1
+
+
+# ---- 5. risks ------------------------------------------------------------------------------------
+
+
+def test_5_an_older_stream_run_that_writes_last_does_not_undo_a_newer_cancel(flow: Workflow) -> None:
+    put_appointment(flow.deployment, appointment("a1", 3 * DAY))
+    older = Run([change("a1", "INSERT", 1)])
+
+    def the_booking_app_cancels_and_its_run_completes() -> None:
+        cancel(flow, 3 * DAY, 2)
+
+    # The older run read the booked appointment; before it writes its plan, the cancel's run
+    # (a newer change) completes.
+    with after_call(flow.deployment, PROCESSOR, "BatchGetItem", the_booking_app_cancels_and_its_run_completes):
+        flow.process(older)
+    record = reminder(flow.deployment, RID)
+    assert record["state"] == "CANCELLED", "the older change's plan was refused by its version"
+
+
+def test_5_an_older_move_that_writes_last_does_not_revert_a_newer_one(flow: Workflow) -> None:
+    book(flow, 3 * DAY, 1)
+    put_appointment(flow.deployment, appointment("a1", 4 * DAY))
+    older = Run([change("a1", "MODIFY", 2)])
+
+    def moved_again_and_planned() -> None:
+        book(flow, 5 * DAY, 3)
+
+    with after_call(flow.deployment, PROCESSOR, "BatchGetItem", moved_again_and_planned):
+        flow.process(older)
+    assert reminder(flow.deployment, RID)["appointmentTime"] == flow_now(flow) + 5 * DAY
+
+
+def test_5_a_job_that_arrives_after_the_appointment_started_sends_nothing(flow: Workflow, clock: Any) -> None:
+    book(flow, DAY + HOUR, 1)
+    clock.shift(HOUR)
+    run = claimed(flow)
+    (job,) = run.jobs
+    clock.shift(DAY + 1)
+    for channel in SENDERS:
+        assert flow.send(run, job, channel)["reason"] == "AppointmentStarted"
+    assert flow.emails() == [] and flow.texts() == []
+
+
+# ---- the conditions the suite once missed ---------------------------------------------------------
+
+
+def test_a_reminder_moved_between_the_processors_read_and_its_claim_is_not_claimed_for_the_old_time(
+    flow: Workflow, clock: Any
+) -> None:
+    book(flow, DAY + HOUR, 1)
+    clock.shift(HOUR)
+    run = Run(SCHEDULED)
+
+    def moved_and_replanned() -> None:
+        book(flow, 3 * DAY, 2)
+
+    # The schedule run read the appointment at its old time; the move is planned before it claims.
+    with after_call(flow.deployment, PROCESSOR, "BatchGetItem", moved_and_replanned):
+        flow.process(run)
+    assert run.jobs == [], "the claim is conditional on the time it decided on"
+    record = reminder(flow.deployment, RID)
+    assert (record["state"], record["appointmentTime"]) == ("PENDING", flow_now(flow) + 3 * DAY)
+
+
+def test_a_final_decision_is_conditional_on_the_time_it_was_made_for(flow: Workflow, clock: Any) -> None:
+    """A reminder found due after its appointment started would be SKIPPED; the appointment moves
+    (and is re-planned) between the read and the write: the SKIPPED write is refused."""
+    book(flow, DAY + HOUR, 1)
+    clock.shift(DAY + 2 * HOUR)  # the appointment has started; nobody reminded it (the system was down)
+    run = Run(SCHEDULED)
+
+    def moved_and_replanned() -> None:
+        book(flow, 3 * DAY, 2)
+
+    with after_call(flow.deployment, PROCESSOR, "BatchGetItem", moved_and_replanned):
+        flow.process(run)
+    assert reminder(flow.deployment, RID)["state"] == "PENDING"
+
+
+def flow_now(flow: Workflow) -> int:
+    """The START the appointments were booked from (the support module's NOW)."""
+    from tests.support import NOW
+
+    return NOW
