@@ -17,6 +17,7 @@ never retried, because a reminder sent twice is worse than one reported ``FAILED
 """
 
 import os
+import re
 import time
 from collections.abc import Callable
 from typing import Any
@@ -32,7 +33,7 @@ REMINDERS_TABLE = os.environ["REMINDERS_TABLE"]
 reminders = boto3.client(
     "dynamodb", config=Config(connect_timeout=1, read_timeout=2, retries={"mode": "standard", "max_attempts": 2})
 )
-NAMES = {"#s": "state", "#r": "result", "#a": "attempt"}
+NAMES = {"#s": "state", "#a": "attempt"}
 
 
 def answer(channel: str, status: str, reason: str | None = None, **fields: Any) -> dict[str, Any]:
@@ -52,12 +53,16 @@ def plain(item: dict[str, Any], name: str) -> dict[str, str]:
 
 def write(job: dict[str, Any], channel: str, expression: str, condition: str, **values: Any) -> dict[str, Any]:
     """One conditional write of the reminder; ``#r`` is the channel's result."""
+    names = {**NAMES, "#r": f"{channel}Result"}
     response = reminders.update_item(
         TableName=REMINDERS_TABLE,
         Key={"reminderId": {"S": job["reminderId"]}},
         UpdateExpression=expression,
         ConditionExpression=condition,
-        ExpressionAttributeNames={**NAMES, "#r": f"{channel}Result"},
+        # DynamoDB refuses a request whose ExpressionAttributeNames holds a name its expressions do
+        # not use (ValidationException "Value provided in ExpressionAttributeNames unused in
+        # expressions", as AWS answers it: https://github.com/getmoto/moto/issues/8474).
+        ExpressionAttributeNames={name: names[name] for name in set(re.findall(r"#\w+", expression + condition))},
         ExpressionAttributeValues={f":{name}": value for name, value in values.items()},
         ReturnValues="ALL_NEW",
         ReturnValuesOnConditionCheckFailure="ALL_OLD",
