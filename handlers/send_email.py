@@ -19,7 +19,10 @@ from .channel_marks import answer, deliver_message
 CHANNEL = "email"
 SENDER_EMAIL = os.environ["SENDER_EMAIL"]
 # One attempt per invocation: botocore retrying a request that may have reached SES could send twice.
-ses = boto3.client("ses", config=Config(connect_timeout=2, read_timeout=10, retries={"max_attempts": 1}))
+# In botocore's Config, retries "max_attempts" counts the retries after the first attempt;
+# "total_max_attempts" counts every attempt, 1 meaning never retried:
+# https://botocore.amazonaws.com/v1/documentation/api/latest/reference/config.html
+ses = boto3.client("ses", config=Config(connect_timeout=2, read_timeout=10, retries={"total_max_attempts": 1}))
 # Sane, not RFC 5322: catches what SES would refuse anyway, before a mark is written.
 EMAIL_ADDRESS = re.compile(r"[\w.%+'-]+@(?:[\w-]+\.)+\w{2,}")
 

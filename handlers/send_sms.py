@@ -17,7 +17,10 @@ from .channel_marks import answer, deliver_message
 
 CHANNEL = "sms"
 # One attempt per invocation: botocore retrying a request that may have reached SNS could send twice.
-sns = boto3.client("sns", config=Config(connect_timeout=2, read_timeout=10, retries={"max_attempts": 1}))
+# In botocore's Config, retries "max_attempts" counts the retries after the first attempt;
+# "total_max_attempts" counts every attempt, 1 meaning never retried:
+# https://botocore.amazonaws.com/v1/documentation/api/latest/reference/config.html
+sns = boto3.client("sns", config=Config(connect_timeout=2, read_timeout=10, retries={"total_max_attempts": 1}))
 E164 = re.compile(r"\+[1-9]\d{6,14}")
 
 
