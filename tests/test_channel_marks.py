@@ -562,6 +562,25 @@ def test_an_error_while_marking_sends_nothing(deployment: LocalDeployment, chann
     assert stored(deployment) == before and provider_calls(deployment, channel) == len(transient)
 
 
+def test_a_mark_whose_answers_are_all_lost_is_taken_back_and_retried(
+    deployment: LocalDeployment, channel: Channel
+) -> None:
+    """Every attempt botocore makes at the mark loses its answer (the first one wrote it). Nothing was
+    sent, so this is transient, not FAILED: the sender takes its mark back and raises RetryableError,
+    and the workflow's retry marks and sends."""
+    before = claimed_reminder(deployment, TOKEN)
+    client = marks(deployment, channel)
+    attempts = client.meta.config.retries["total_max_attempts"]
+    lost = lose_answers(client, "UpdateItem", times=attempts)
+
+    assert refused_retryably(deployment, channel) == "ReadTimeoutError"
+    assert len(lost) == attempts
+    assert stored(deployment) == before and provider_calls(deployment, channel) == 0
+
+    assert send(deployment, channel)["status"] == "SENT"
+    assert provider_calls(deployment, channel) == 1 and len(channel.delivered(deployment)) == 1
+
+
 # ---- the template's copy ------------------------------------------------------------------------
 
 

@@ -145,6 +145,17 @@ def test_an_error_checking_the_opt_out_sends_nothing(deployment: LocalDeployment
     assert calls(deployment, "sns", "Publish") == [] and calls(deployment, "dynamodb", "UpdateItem") == []
 
 
+def test_an_opt_out_check_whose_answer_is_lost_is_retried(deployment: LocalDeployment) -> None:
+    """A read whose answer was lost changed nothing: it is worth another try, not a FAILED channel."""
+    before = claimed_reminder(deployment, TOKEN)
+    for error in ["ReadTimeoutError", "ConnectionClosedError"]:
+        deployment.inject("sns", "CheckIfPhoneNumberIsOptedOut", error)
+        assert refused_retryably(deployment) == error
+
+    assert stored(deployment) == before and calls(deployment, "sns", "Publish") == []
+    assert send(deployment)["status"] == "SENT"
+
+
 def test_sns_refusals_are_failed_with_their_code_and_free_the_time(deployment: LocalDeployment) -> None:
     """SNS refused, so nothing went out: FAILED with SNS's code (its message may name the number and
     is never logged), and the appointment time leaves ``sent``."""
