@@ -16,6 +16,7 @@ never retried, because a reminder sent twice is worse than one reported ``FAILED
 (``OutcomeUnknown``). A mark whose attempt may still be running answers "retry later".
 """
 
+import contextlib
 import os
 import re
 import time
@@ -91,7 +92,20 @@ def begin(channel: str, job: dict[str, Any], attempt: str, until: float) -> dict
     except reminders.exceptions.ConditionalCheckFailedException as refused:
         old: dict[str, Any] = refused.response.get("Item", {})  # type: ignore[assignment]
         return refusal(channel, job, attempt, old, key["SS"][0])
+    except Exception as error:
+        if is_transient(error, idempotent=True):
+            take_back(channel, job, attempt)
+        raise
     return None
+
+
+def take_back(channel: str, job: dict[str, Any], attempt: str) -> None:
+    """After a mark write that failed transiently: it may have been written with every answer lost.
+    Nothing was sent, so remove it if it is there, for the workflow's retry to mark and send. If it
+    is not there, or DynamoDB cannot be reached, the retry finds out (a mark left behind is waited
+    for until its ``until``, then answered OutcomeUnknown)."""
+    with contextlib.suppress(Exception):
+        withdraw(channel, job, attempt)
 
 
 def refusal(channel: str, job: dict[str, Any], attempt: str, old: dict[str, Any], key: str) -> dict[str, Any] | None:
@@ -197,7 +211,10 @@ def deliver_message(
     except RetryableError:
         raise
     except Exception as error:
-        if is_transient(error, idempotent=False):
+        # What reaches here sent nothing: the opt-out check (a read), a conditional write of the mark
+        # or the outcome, or a provider error that ``deliver`` found transient. Repeating it cannot
+        # send twice, so a lost answer is worth another try as much as throttling is.
+        if is_transient(error, idempotent=True):
             raise RetryableError(error_code(error)) from None
         result = answer(channel, "FAILED", error_code(error))
     log("INFO", "delivery", reminderId=event["reminderId"], **result)
