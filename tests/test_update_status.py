@@ -218,8 +218,13 @@ def test_a_channel_error_is_deferred_when_transient_and_failed_otherwise(
     failure), Lambda.* (Lambda could not run it, or it timed out: Lambda.Unknown) and States.Timeout
     sent nothing that the channel's mark does not know of: the channel is deferred. Anything else
     (a bug, a permission) fails it."""
-    deferred = ["RetryableError", "Lambda.ServiceException", "Lambda.Unknown", "Lambda.TooManyRequestsException"]
-    deferred.append("States.Timeout")
+    deferred = [
+        "RetryableError",
+        "Lambda.ServiceException",
+        "Lambda.Unknown",
+        "Lambda.TooManyRequestsException",
+        "States.Timeout",
+    ]
     failed = ["States.TaskFailed", "States.Runtime", "KeyError", "InjectedFailure", "NotRetryableError"]
     not_requested = email("SKIPPED", "ChannelNotRequested")
     for reason in deferred + failed:
@@ -283,17 +288,15 @@ def test_both_channels_deferred_keep_both_marks_and_the_first_reason(deployment:
 
 # ---- rows 10 and 11 refused: the claim is not the job's any more -----------------------------------
 
+#: What a final record no longer has: its claim, and its place in the due index.
+NO_CLAIM = {"claimExpiresAt": None, "dueShard": None, "attemptAt": None}
 #: Records whose claim is not the job's: (what happened, its claim token, its fields; None: no record).
 LOST_CLAIMS: list[tuple[str, str | None, dict[str, Any] | None]] = [
     ("re-claimed by another execution after the lease", OTHER, {}),
     ("the job's token on a record that is not SENDING", TOKEN, {"state": "SENT"}),
     ("re-planned for another time", TOKEN, {"appointmentTime": APPOINTMENT_TIME + HOUR}),
-    ("cancelled while sending", None, {"state": "CANCELLED", "dueShard": None, "attemptAt": None}),
-    (
-        "recorded by another claim",
-        None,
-        {"state": "SENT", "dueShard": None, "attemptAt": None, "emailResult": recorded(SENT_EMAIL, OTHER)},
-    ),
+    ("cancelled while sending", None, {"state": "CANCELLED", **NO_CLAIM}),
+    ("recorded by another claim", None, {"state": "SENT", **NO_CLAIM, "emailResult": recorded(SENT_EMAIL, OTHER)}),
     ("no reminder at all", None, None),
 ]
 
@@ -311,7 +314,7 @@ def test_a_claim_that_is_not_the_job_s_records_and_announces_nothing(
         deployment.client("dynamodb").delete_item(
             TableName=deployment.table_name("RemindersTable"), Key={"reminderId": {"S": RID}}
         )
-        before = None if fields is None else claim(deployment, token, claimExpiresAt=None, **fields)
+        before = None if fields is None else claim(deployment, token, **fields)
 
         assert update(deployment, delivery) == {"reminderId": RID, "state": state, "recorded": False}, case
         assert reminder(deployment, RID) == before, case
