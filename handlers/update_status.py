@@ -94,6 +94,9 @@ def record(event: dict[str, Any], state: str, results: list[dict[str, str]]) -> 
             UpdateExpression=f"SET {', '.join(updates)} REMOVE {removed}",
             ExpressionAttributeNames={"#s": "state"},
             ExpressionAttributeValues=values,
+            # A refused write then carries the item as it is ("Item which caused the
+            # ConditionalCheckFailedException": https://docs.aws.amazon.com/botocore/latest/reference/
+            # services/dynamodb/client/exceptions/ConditionalCheckFailedException.html).
             ReturnValuesOnConditionCheckFailure="ALL_OLD",
         )
     except dynamodb.exceptions.ConditionalCheckFailedException as refused:

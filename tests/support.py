@@ -171,7 +171,9 @@ def while_in_flight(client: Any, operation: str, action: Callable[[], object], *
 
 def lose_answers(client: Any, operation: str, *, times: int = 1, error: str = "ReadTimeoutError") -> list[int]:
     """The next ``times`` attempts of ``operation`` reach the service, which does the work, and their
-    answers are lost (``ReadTimeoutError`` or ``ConnectionClosedError``, as botocore reports them)."""
+    answers are lost (``ReadTimeoutError`` or ``ConnectionClosedError``, as botocore reports them).
+    botocore's legacy and standard retry modes retry both ("General socket/connection errors"), up to
+    the client's attempts: https://docs.aws.amazon.com/boto3/latest/guide/retries.html"""
 
     def lose() -> None:
         raise getattr(botocore.exceptions, error)(endpoint_url="https://local.invalid/")

@@ -46,8 +46,10 @@ RID = "a1#1440"
 TOKEN = "9f" * 16
 EARLIER = "0e" * 16
 OTHER = "7c" * 16
-#: The local runner gives every invocation 30 s (``get_remaining_time_in_millis``); the clock stands
-#: still at NOW, so a mark written now gives up at NOW + 30.
+#: A mark's ``until`` is the invocation's end: now + ``context.get_remaining_time_in_millis()``, "the
+#: number of milliseconds left before the execution times out"
+#: (https://docs.aws.amazon.com/lambda/latest/dg/python-context.html). The local runner gives every
+#: invocation 30 s and the clock stands still at NOW, so a mark written now gives up at NOW + 30.
 UNTIL = NOW + 30
 
 
@@ -210,7 +212,10 @@ def test_its_own_mark_after_a_lost_answer_goes_ahead_and_sends_once(
     deployment: LocalDeployment, channel: Channel
 ) -> None:
     """The mark was written but its answer lost: botocore repeats the write, which DynamoDB refuses
-    (the mark exists). The refusal shows this invocation's own attempt: it goes ahead and sends."""
+    (the mark exists). The refusal carries the item as it is (ReturnValuesOnConditionCheckFailure
+    ALL_OLD: "Item which caused the ConditionalCheckFailedException",
+    https://docs.aws.amazon.com/botocore/latest/reference/services/dynamodb/client/exceptions/ConditionalCheckFailedException.html),
+    which shows this invocation's own attempt: it goes ahead and sends."""
     claimed_reminder(deployment, TOKEN)
     lost = lose_answers(marks(deployment, channel), "UpdateItem")
 
@@ -353,7 +358,10 @@ def test_a_permanent_refusal_is_failed_and_frees_the_time(deployment: LocalDeplo
         "attempt": item[channel.result]["attempt"],
         "reason": channel.refusal,
     }
-    assert "sent" not in item  # nothing went out: a plan for another time may try again
+    # Nothing went out: the time leaves `sent`. DynamoDB has no empty set ("DynamoDB does not support
+    # empty sets": https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/HowItWorks.NamingRulesDataTypes.html),
+    # so deleting its last element removes the attribute (moto does the same).
+    assert "sent" not in item
     assert send(deployment, channel) == answer, "a retry answers from the record"
     assert provider_calls(deployment, channel) == 1 and channel.delivered(deployment) == []
 

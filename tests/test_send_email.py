@@ -111,8 +111,10 @@ def test_what_cannot_be_sent_is_answered_without_a_mark_or_a_call(deployment: Lo
 
 
 def test_ses_refusals_are_failed_with_their_code_and_free_the_time(deployment: LocalDeployment) -> None:
-    """SES refused, so nothing went out: FAILED with SES's code (its message may name the address and
-    is never logged), and the appointment time leaves ``sent``."""
+    """SES refused, so nothing went out ("Amazon SES returns an error message to your application and
+    does not send the email": https://docs.aws.amazon.com/ses/latest/dg/troubleshoot-error-messages.html):
+    FAILED with SES's code (its message may name the address and is never logged), and the
+    appointment time leaves ``sent``."""
     refusals = [
         "MessageRejected",
         "MailFromDomainNotVerifiedException",
@@ -139,8 +141,10 @@ def test_a_sender_no_longer_verified_is_refused_by_ses_itself(deployment: LocalD
 
 
 def test_ses_throttling_and_server_errors_are_retried_and_send_once(deployment: LocalDeployment) -> None:
-    """SES throttles with ``Throttling`` ("Maximum sending rate exceeded"); a 5xx is its own failure.
-    Nothing went out: RetryableError, no mark left, and the workflow's retry sends."""
+    """SES refuses a send over the account's rate with a throttling error ("Maximum sending rate
+    exceeded"), and drops it: it may be retried
+    (https://docs.aws.amazon.com/ses/latest/dg/manage-sending-quotas-errors.html); a 5xx is SES's own
+    failure. Nothing went out: RetryableError, no mark left, and the workflow's retry sends."""
     transient = [
         ("Throttling", 400),
         ("TooManyRequestsException", 429),

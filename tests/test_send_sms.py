@@ -127,7 +127,9 @@ def test_an_opted_out_number_is_skipped_without_a_mark(deployment: LocalDeployme
 
 def test_an_error_checking_the_opt_out_sends_nothing(deployment: LocalDeployment) -> None:
     """The check is a read: throttled, a 5xx or no connection is retried by the workflow; refused
-    for good (no permission) is FAILED. Neither writes a mark."""
+    for good (no permission) is FAILED. Neither writes a mark. Its errors: Throttled (429),
+    InternalError (500), AuthorizationError (403), InvalidParameter (400):
+    https://docs.aws.amazon.com/sns/latest/api/API_CheckIfPhoneNumberIsOptedOut.html"""
     before = claimed_reminder(deployment, TOKEN)
     transient = [
         ("Throttled", 429),
@@ -158,7 +160,8 @@ def test_an_opt_out_check_whose_answer_is_lost_is_retried(deployment: LocalDeplo
 
 def test_sns_refusals_are_failed_with_their_code_and_free_the_time(deployment: LocalDeployment) -> None:
     """SNS refused, so nothing went out: FAILED with SNS's code (its message may name the number and
-    is never logged), and the appointment time leaves ``sent``."""
+    is never logged), and the appointment time leaves ``sent``. Publish's errors:
+    https://docs.aws.amazon.com/sns/latest/api/API_Publish.html"""
     for code in ["InvalidParameter", "ParameterValueInvalid", "AuthorizationError"]:
         claimed_reminder(deployment, TOKEN)
         deployment.inject("sns", "Publish", code, message=f"Invalid parameter: PhoneNumber Reason: {PHONE}")

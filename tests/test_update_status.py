@@ -108,7 +108,8 @@ def due_now(deployment: LocalDeployment, at: int) -> list[str]:
 @pytest.fixture
 def events(deployment: LocalDeployment) -> Callable[[], list[dict[str, Any]]]:
     """The delivery events published to NotificationTopic since the last read, through a queue
-    subscribed to it (SNS wraps each in a notification with its message attributes)."""
+    subscribed to it: SNS wraps each in a notification (``Message``) and delivers the message
+    attributes to an SQS endpoint with it (https://docs.aws.amazon.com/sns/latest/dg/SNSMessageAttributes.html)."""
     sqs = deployment.client("sqs")
     url = sqs.create_queue(QueueName="delivery-events")["QueueUrl"]
     arn = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
@@ -178,7 +179,8 @@ def test_a_final_outcome_is_recorded_announced_and_counted(
 
 def test_each_outcome_prints_one_metric_line_for_the_alarm(deployment: LocalDeployment) -> None:
     """CloudWatch's embedded metric format: the counts at the root, named in one directive of the
-    stack's namespace, with no dimensions, so that FailedRemindersAlarm sees RemindersFailed."""
+    stack's namespace, with no dimensions, so that FailedRemindersAlarm sees RemindersFailed
+    (https://docs.aws.amazon.com/AmazonCloudWatch/latest/monitoring/CloudWatch_Embedded_Metric_Format_Specification.html)."""
     for delivery, _ in FINAL_OUTCOMES[:1] + FINAL_OUTCOMES[4:5] + FINAL_OUTCOMES[6:7]:
         claim(deployment)
         update(deployment, delivery)
@@ -215,9 +217,10 @@ def test_a_channel_error_is_deferred_when_transient_and_failed_otherwise(
     deployment: LocalDeployment, events: Callable[[], list[dict[str, Any]]]
 ) -> None:
     """Its retries spent, a task reports its error's name. RetryableError (the handler's transient
-    failure), Lambda.* (Lambda could not run it, or it timed out: Lambda.Unknown) and States.Timeout
-    sent nothing that the channel's mark does not know of: the channel is deferred. Anything else
-    (a bug, a permission) fails it."""
+    failure), Lambda.* (Lambda's service errors; a timed-out or crashed function is Lambda.Unknown:
+    https://docs.aws.amazon.com/step-functions/latest/dg/bp-lambda-serviceexception.html) and
+    States.Timeout sent nothing that the channel's mark does not know of: the channel is deferred.
+    Anything else (a bug, a permission) fails it."""
     deferred = [
         "RetryableError",
         "Lambda.ServiceException",
