@@ -16,6 +16,7 @@ never retried, because a reminder sent twice is worse than one reported ``FAILED
 (``OutcomeUnknown``). A mark whose attempt may still be running answers "retry later".
 """
 
+import contextlib
 import os
 import time
 from collections.abc import Callable
@@ -30,14 +31,17 @@ REMINDERS_TABLE = os.environ["REMINDERS_TABLE"]
 # Every write here is conditional, so botocore may repeat one; an attempt that recognises its own
 # mark on a repeated write goes ahead (the first write's answer was lost, not the write).
 reminders = boto3.client(
-    "dynamodb", config=Config(connect_timeout=1, read_timeout=2, retries={"mode": "standard", "max_attempts": 2})
+    "dynamodb", config=Config(connect_timeout=1, read_timeout=2, retries={"mode": "standard", "total_max_attempts": 2})
 )
 NAMES = {"#s": "state", "#r": "result", "#a": "attempt"}
 
 
 #: The provider's client: one attempt per invocation, since botocore retrying a request that may
-#: have reached the provider could send twice; short timeouts, within the function's own.
-PROVIDER = Config(connect_timeout=1, read_timeout=4, retries={"max_attempts": 1})
+#: have reached the provider could send twice ("total_max_attempts" counts every attempt, 1 meaning
+#: never retried; "max_attempts" would count the retries after the first:
+#: https://botocore.amazonaws.com/v1/documentation/api/latest/reference/config.html); short
+#: timeouts, within the function's own.
+PROVIDER = Config(connect_timeout=1, read_timeout=4, retries={"total_max_attempts": 1})
 
 
 def answer(channel: str, status: str, reason: str | None = None, **fields: Any) -> dict[str, Any]:
@@ -67,20 +71,34 @@ def write(
 def begin(channel: str, job: dict[str, Any], attempt: str, until: float) -> dict[str, Any] | None:
     """Mark the channel before sending. None: go ahead and send; otherwise the answer instead."""
     key = f"{channel}@{job['appointmentTime']}"
-    written, old = write(
-        job,
-        channel,
-        "SET #r = :m ADD sent :k",
-        "claimToken = :t AND #s = :sending AND appointmentTime = :at"
-        " AND attribute_not_exists(#r) AND NOT contains(sent, :key)",
-        m=stored({"status": "SENDING", "token": job["claimToken"], "attempt": attempt, "until": until}),
-        k={key},
-        key=key,
-        t=job["claimToken"],
-        sending="SENDING",
-        at=job["appointmentTime"],
-    )
+    try:
+        written, old = write(
+            job,
+            channel,
+            "SET #r = :m ADD sent :k",
+            "claimToken = :t AND #s = :sending AND appointmentTime = :at"
+            " AND attribute_not_exists(#r) AND NOT contains(sent, :key)",
+            m=stored({"status": "SENDING", "token": job["claimToken"], "attempt": attempt, "until": until}),
+            k={key},
+            key=key,
+            t=job["claimToken"],
+            sending="SENDING",
+            at=job["appointmentTime"],
+        )
+    except Exception as error:
+        if is_transient(error, idempotent=True):
+            take_back(channel, job, attempt)
+        raise
     return None if written else refusal(channel, job, attempt, old, key)
+
+
+def take_back(channel: str, job: dict[str, Any], attempt: str) -> None:
+    """After a mark write that failed transiently: it may have been written with every answer lost.
+    Nothing was sent, so remove it if it is there, for the workflow's retry to mark and send. If it
+    is not there, or DynamoDB cannot be reached, the retry finds out (a mark left behind is waited
+    for until its ``until``, then answered OutcomeUnknown)."""
+    with contextlib.suppress(Exception):
+        withdraw(channel, job, attempt)
 
 
 def refusal(channel: str, job: dict[str, Any], attempt: str, old: dict[str, Any], key: str) -> dict[str, Any] | None:
@@ -112,7 +130,10 @@ def finish(channel: str, job: dict[str, Any], attempt: str, result: dict[str, An
     gone = {} if went_out else {"k": {f"{channel}@{job['appointmentTime']}"}}
     expression = "SET #r = :m" + ("" if went_out else " DELETE sent :k")
     result = {**result, "token": job["claimToken"], "attempt": attempt}
-    _, after = write(job, channel, expression, "#r.#a = :a", m=stored(result), a=attempt, **gone)
+    written, after = write(job, channel, expression, "#r.#a = :a", m=stored(result), a=attempt, **gone)
+    if not written:  # the mark is gone: the reminder was re-planned meanwhile (its time stays in sent)
+        log("ERROR", "mark_not_recorded", reminderId=job["reminderId"], error="ConditionalCheckFailedException")
+        return
     if result["status"] == "SENT" and after.get("state") == {"S": "CANCELLED"}:
         # The appointment was cancelled while this message was on its way: the record says it went out.
         condition = "#s = :cancelled AND appointmentTime = :at"
@@ -171,7 +192,10 @@ def deliver_message(
     except RetryableError:
         raise
     except Exception as error:
-        if is_transient(error, idempotent=False):
+        # What reaches here sent nothing: the opt-out check (a read), a conditional write of the mark
+        # or the outcome, or a provider error that ``deliver`` found transient. Repeating it cannot
+        # send twice, so a lost answer is worth another try as much as throttling is.
+        if is_transient(error, idempotent=True):
             raise RetryableError(error_code(error)) from None
         result = answer(channel, "FAILED", error_code(error))
     log("INFO", "delivery", reminderId=event["reminderId"], **result)

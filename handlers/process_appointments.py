@@ -47,7 +47,7 @@ MONTHS = "January February March April May June July August September October No
 OPEN = "attemptAt <= :now"
 NAMES = {"#s": "state", "#st": "status"}
 
-dynamodb = boto3.client("dynamodb", config=Config(retries={"mode": "standard"}))
+dynamodb = boto3.client("dynamodb", config=Config(retries={"mode": "standard"}))  # 3 attempts in all
 
 
 class Run:
@@ -196,22 +196,32 @@ def write(reminder_id: str, expression: str, condition: str, **values: Any) -> t
     )
 
 
-def sent_result(item: dict[str, Any]) -> bool:
-    """Whether a channel of this plan was sent: a reminder that went out is never called otherwise."""
-    return any(item.get(f"{channel}Result", {}).get("M", {}).get("status") == {"S": "SENT"} for channel in CHANNELS)
+def went_out(item: dict[str, Any]) -> bool:
+    """Whether a reminder went out for the time the record is planned for: a channel of this plan
+    was sent, or ``sent`` (kept across re-plans) holds that time."""
+    results = (item.get(f"{channel}Result", {}).get("M", {}).get("status") for channel in CHANNELS)
+    times = {f"{channel}@{item.get('appointmentTime', {}).get('N')}" for channel in CHANNELS}
+    return {"S": "SENT"} in results or bool(times & set(item.get("sent", {}).get("SS", [])))
 
 
 def finalize(reminder_id: str, state: str, reason: str, condition: str, also: str = "", **values: Any) -> str:
     """Make an open reminder final (it leaves the due index, its claim is gone) under ``condition``;
-    SENT instead when a channel of this plan was sent meanwhile (an earlier claim's, or one whose
-    send finished while the appointment was being cancelled). ``also``: more to SET. The outcome."""
+    SENT instead when it went out for its time (``went_out``: an earlier claim's send, one that
+    finished while the appointment was being cancelled, or an earlier plan's for the same time).
+    ``also``: more to SET. The outcome."""
     done = f"#s = :s, reason = :r{also} REMOVE dueShard, attemptAt, claimToken, claimExpiresAt"
     nothing_sent = " AND NOT (emailResult.#st = :sent OR smsResult.#st = :sent)"
-    written, old = write(reminder_id, done, condition + nothing_sent, s=state, r=reason, sent="SENT", **values)
-    if written:
+    written, item = write(reminder_id, done, condition + nothing_sent, s=state, r=reason, sent="SENT", **values)
+    if written and not went_out(item):
         log("INFO", f"reminder_{state.lower()}", reminderId=reminder_id, reason=reason)
         return state.lower()
-    if not sent_result(old) or not write(reminder_id, done, condition, s="SENT", r=reason, **values)[0]:
+    if written:  # final now, though it went out for this time by an earlier plan: it says so
+        corrected = write(
+            reminder_id, "#s = :s", "#s = :f AND appointmentTime = :t", s="SENT", f=state, t=item["appointmentTime"]
+        )
+        if not corrected[0]:
+            return state.lower()
+    elif not went_out(item) or not write(reminder_id, done, condition, s="SENT", r=reason, **values)[0]:
         return "unchanged"
     log("INFO", "reminder_sent", reminderId=reminder_id, reason=reason)
     return "sent"

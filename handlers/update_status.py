@@ -3,7 +3,8 @@
 Contract: handlers/README.md (UpdateStatus). Input ``{"reminderId", "claimToken", "appointmentTime",
 "deferrals", "delivery": [channel results]}``; output ``{"reminderId", "state", "recorded"}``.
 Every write is conditional on the claim being this job's: a cancelled, moved, finished or re-claimed
-reminder records and announces nothing. Retrying is safe: the same claim records the same outcome.
+reminder records and announces nothing. Retrying is safe: a retry whose write is refused because an
+earlier invocation of the same job recorded the outcome announces it (at least once).
 """
 
 import json
@@ -20,7 +21,7 @@ from .common import RetryableError, conditional_update, emit_metrics, error_code
 REMINDERS_TABLE = os.environ["REMINDERS_TABLE"]
 TOPIC_ARN = os.environ["TOPIC_ARN"]
 METRICS_NAMESPACE = os.environ["METRICS_NAMESPACE"]
-AWS = Config(connect_timeout=1, read_timeout=2, retries={"mode": "standard", "max_attempts": 2})
+AWS = Config(connect_timeout=1, read_timeout=2, retries={"mode": "standard", "total_max_attempts": 2})
 dynamodb = boto3.client("dynamodb", config=AWS)
 sns = boto3.client("sns", config=AWS)
 #: A sender that still failed after the workflow's retries (the workflow reports ``ERROR`` and the
@@ -79,7 +80,7 @@ def record(event: dict[str, Any], state: str, results: list[dict[str, str]]) -> 
         values["s"] = state
         updates.append("#s = :s")
         removed = "claimToken, claimExpiresAt, dueShard, attemptAt"
-    written, _ = conditional_update(
+    written, old = conditional_update(
         dynamodb,
         REMINDERS_TABLE,
         {"reminderId": {"S": event["reminderId"]}},
@@ -88,7 +89,23 @@ def record(event: dict[str, Any], state: str, results: list[dict[str, str]]) -> 
         {"#s": "state"},
         **values,
     )
-    return written
+    return written or recorded_before(old, event, state, results)
+
+
+def recorded_before(old: dict[str, Any], event: dict[str, Any], state: str, results: list[dict[str, str]]) -> bool:
+    """Whether a refused write finds this job's own outcome: an earlier invocation of the job wrote it
+    and its answer, or the publish after it, was lost. The claim is gone, the state and the deferral
+    count are what the job wrote, and each channel it recorded carries the job's token. Then the
+    retry announces it; any other record is not the job's to announce."""
+    done = {"S": "PENDING" if state == "DEFERRED" else state}
+    planned = {"N": str(event["appointmentTime"])}
+    if "claimToken" in old or old.get("state") != done or old.get("appointmentTime") != planned:
+        return False
+    if state == "DEFERRED" and old.get("deferrals") != {"N": str(int(event.get("deferrals", 0)) + 1)}:
+        return False
+    token = {"S": event["claimToken"]}
+    written = [result["channel"] for result in results if result["status"] != "DEFERRED"]
+    return all(old.get(f"{channel}Result", {}).get("M", {}).get("token") == token for channel in written)
 
 
 def announce(event: dict[str, Any], state: str, results: list[dict[str, str]]) -> None:

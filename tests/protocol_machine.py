@@ -101,6 +101,7 @@ class World:
         self.pending: list[dict[str, Any]] = []
         #: What the system has seen of each appointment: its state when a stream run last read it.
         self.seen: dict[str, Booking | None] = {}
+        self.processed: dict[str, int] = {}  # the newest change of each appointment a run processed
         self.in_flight: list[InFlight] = []
         self.sends: list[Send] = []
         self.violations: list[str] = []
@@ -141,10 +142,18 @@ class World:
             self.in_flight.append(InFlight(run, {job["reminderId"]: ["email", "sms", "update"] for job in run.jobs}))
 
     def process(self, run: Run, retry: int = 0) -> None:
-        changed = {c["keys"]["appointmentId"]["S"] for c in run.source} if isinstance(run.source, list) else set()
-        snapshot = {a: self.copy(a) for a in changed}
+        """The processor's invocation. The system has seen what a run read of an appointment when
+        the run carries its newest change so far (a run of an older change applies nothing: its
+        version is refused)."""
+        newest: dict[str, int] = {}
+        for c in run.source if isinstance(run.source, list) else []:
+            appointment_id = c["keys"]["appointmentId"]["S"]
+            newest[appointment_id] = max(newest.get(appointment_id, 0), int(c["sequenceNumber"]))
+        snapshot = {a: self.copy(a) for a, sequence in newest.items() if sequence >= self.processed.get(a, 0)}
         self.flow.process(run, retry)
         self.seen.update(snapshot)
+        for appointment_id in snapshot:
+            self.processed[appointment_id] = newest[appointment_id]
 
     def retry(self, flight: InFlight) -> None:
         """The workflow retries the processor within the same execution (its answer was lost)."""
@@ -240,9 +249,11 @@ class World:
                 continue
             if record["state"] == "SENT" and (reminder_id, time) not in went_out:
                 wrong.append(f"{reminder_id} says SENT for {time}, nothing went out")
-            unknown = any(record.get(f"{c}Result", {}).get("reason") == "OutcomeUnknown" for c in SENDERS)
+            # A channel still SENDING (its attempt died, or is on its way) or answered OutcomeUnknown
+            # says what the system knows: the message may have gone out.
+            results = [record.get(f"{c}Result", {}) for c in SENDERS]
+            unknown = any(r.get("status") == "SENDING" or r.get("reason") == "OutcomeUnknown" for r in results)
             if record["state"] != "SENT" and (reminder_id, time) in went_out and not unknown:
-                # (A send that died after the provider accepted is, truthfully, of unknown outcome.)
                 wrong.append(f"{reminder_id} says {record['state']} ({record.get('reason')}) though it went out")
         return wrong
 

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
+import botocore.exceptions
 from boto3.dynamodb.types import TypeSerializer
 
 from tapstack.local import LocalDeployment
@@ -103,3 +105,101 @@ def processor_event(source: Any, execution: str = "manual", retry: int = 0) -> d
     now = datetime.fromtimestamp(int(time.time()), UTC).isoformat().replace("+00:00", "Z")
     arn = f"arn:aws:states:us-east-1:123456789012:execution:NotificationWorkflow-dev:{execution}"
     return {"input": source, "execution": arn, "started": now, "retry": retry}
+
+
+# ---- the jobs of a claimed reminder, and forced interleavings -----------------------------------
+
+#: The appointment time of reminder a1#1440 as ``claimed_reminder`` writes it (due now).
+APPOINTMENT_TIME = NOW + DAY
+PROCESSOR = "AppointmentProcessorFunction"
+
+
+def job(token: str, appointment_time: int = APPOINTMENT_TIME, **fields: Any) -> dict[str, Any]:
+    """What a Map iteration passes its tasks for reminder a1#1440: the senders add ``message``, the
+    status updater ``deferrals`` and ``delivery`` (handlers/README.md)."""
+    return {"reminderId": "a1#1440", "claimToken": token, "appointmentTime": appointment_time, **fields}
+
+
+def sent_key(channel: str, appointment_time: int = APPOINTMENT_TIME) -> str:
+    """A provider call's entry in the reminder's ``sent`` set: ``<channel>@<appointmentTime>``."""
+    return f"{channel}@{appointment_time}"
+
+
+def function_global(deployment: LocalDeployment, logical_id: str, name: str) -> Any:
+    """A module-level name of a deployed function's code (a client, a function): the handler module's
+    own, or that of a sibling module it imports from (a function run from its file loads its siblings
+    as separate modules; the inlined copy is one module)."""
+    module = deployment.functions[deployment.resources[logical_id].ref].module
+    namespaces = [vars(module)] + [
+        value.__globals__ for value in vars(module).values() if hasattr(value, "__globals__")
+    ]
+    for namespace in namespaces:
+        if name in namespace:
+            return namespace[name]
+    raise KeyError(f"{logical_id} has no module-level {name}")
+
+
+def _operation_hook(
+    client: Any, operation: str, *, answered: bool, action: Callable[[], object], times: int
+) -> list[int]:
+    """Run ``action`` on each of the next ``times`` attempts of ``operation`` by ``client``: before the
+    request leaves (``answered=False``; raising fails the attempt as a network error would), or once
+    the service has handled it and before its answer is back (``answered=True``; raising loses the
+    answer). botocore's retry mode then decides, as against AWS, whether to repeat the request.
+    Returns the attempt numbers it acted on."""
+    service = client.meta.service_model.service_id.hyphenize()
+    acted: list[int] = []
+
+    def hook(event_name: str, **_: Any) -> None:
+        if event_name != f"before-send.{service}.{operation}" or len(acted) >= times:
+            return
+        acted.append(len(acted) + 1)
+        action()
+
+    if answered:
+        # Handlers of the bare event run after those of the operation's own event, and "last" after
+        # moto's, which answers the request: this hook runs once the service has done its work.
+        client.meta.events.register_last("before-send", hook)
+    else:
+        client.meta.events.register_first(f"before-send.{service}.{operation}", hook)
+    return acted
+
+
+def before_sending(client: Any, operation: str, action: Callable[[], object], *, times: int = 1) -> list[int]:
+    """Run ``action`` as the next ``times`` requests of ``operation`` are about to leave (nothing has
+    reached the service yet); an exception it raises fails the attempt, as no connection would."""
+    return _operation_hook(client, operation, answered=False, action=action, times=times)
+
+
+def while_in_flight(client: Any, operation: str, action: Callable[[], object], *, times: int = 1) -> list[int]:
+    """Run ``action`` while the next ``times`` calls of ``operation`` are in flight: the service has
+    done the work (a message accepted, a write applied) and its answer is not back yet."""
+    return _operation_hook(client, operation, answered=True, action=action, times=times)
+
+
+def lose_answers(client: Any, operation: str, *, times: int = 1, error: str = "ReadTimeoutError") -> list[int]:
+    """The next ``times`` attempts of ``operation`` reach the service, which does the work, and their
+    answers are lost (``ReadTimeoutError`` or ``ConnectionClosedError``, as botocore reports them).
+    botocore's legacy and standard retry modes retry both ("General socket/connection errors"), up to
+    the client's attempts: https://docs.aws.amazon.com/boto3/latest/guide/retries.html"""
+
+    def lose() -> None:
+        raise getattr(botocore.exceptions, error)(endpoint_url="https://local.invalid/")
+
+    return while_in_flight(client, operation, lose, times=times)
+
+
+def _processor_event(execution: str, payload: Any) -> dict[str, Any]:
+    """The processor's input as the workflow passes it, for an execution started now."""
+    started = datetime.fromtimestamp(time.time(), UTC).isoformat()
+    arn = f"arn:aws:states:us-east-1:123456789012:express:NotificationWorkflow-dev:{execution}"
+    return {"input": payload, "execution": arn, "started": started, "retry": 0}
+
+
+def stream_run(deployment: LocalDeployment, appointment_id: str, sequence: int, execution: str) -> dict[str, Any]:
+    """ProcessAppointments as a pipe-started execution runs it for one change of the appointment
+    (keys only, with the change's stream sequence number): plans, re-plans or cancels its reminders
+    and claims what is due at once. Returns its output (``jobs``)."""
+    change = {"eventName": "MODIFY", "keys": {"appointmentId": {"S": appointment_id}}, "sequenceNumber": str(sequence)}
+    output: dict[str, Any] = deployment.invoke(PROCESSOR, _processor_event(execution, [change]))
+    return output

@@ -85,7 +85,9 @@ def test_nothing_for_future_past_cancelled_or_deleted_appointments(stack: LocalD
     assert sent_emails(stack) == [] and sent_sms(stack) == []
     assert reminder(stack, "cancelled#1440")["state"] == "CANCELLED"
     assert reminder(stack, "deleted#1440")["state"] == "CANCELLED"
-    assert reminder(stack, "past#1440") is None
+    # Never planned, and recorded cancelled with its change's version: no older change can plan it.
+    past = reminder(stack, "past#1440")
+    assert (past["state"], past["reason"]) == ("CANCELLED", "AppointmentPast") and "dueShard" not in past
     assert reminder(stack, "future#1440")["state"] == "PENDING"
     assert_all_succeeded(stack)
 
