@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from boto3.dynamodb.types import TypeSerializer
@@ -94,3 +96,30 @@ def claimed_reminder(deployment: LocalDeployment, token: str | None, **fields: A
         TableName=deployment.table_name("RemindersTable"), Item={k: serializer.serialize(v) for k, v in item.items()}
     )
     return item
+
+
+#: Events as the functions receive them (tests/events/*.json).
+EVENTS = Path(__file__).with_name("events")
+
+
+def load_event(name: str) -> Any:
+    """The event fixture ``tests/events/<name>.json``."""
+    return json.loads((EVENTS / f"{name}.json").read_text(encoding="utf-8"))
+
+
+def appointment_change(appointment_id: str, sequence: str | None, event_name: str = "MODIFY") -> dict[str, Any]:
+    """One appointment change as the pipe's input template renders a stream record: the event name,
+    the keys and the stream sequence number (None: a change without one, such as a backfill)."""
+    change: dict[str, Any] = {"eventName": event_name, "keys": {"appointmentId": {"S": appointment_id}}}
+    if sequence is not None:
+        change["sequenceNumber"] = sequence
+    return change
+
+
+def processor_event(workflow_input: Any, execution: str, started: int, retry: int = 0) -> dict[str, Any]:
+    """The processor's event as the workflow's ProcessAppointments state builds it: the execution's
+    input (a list of changes, or the schedule's object), ``$$.Execution.Id``, ``$$.Execution.StartTime``
+    (ISO 8601 with milliseconds, as the context object gives it) and ``$$.State.RetryCount``:
+    https://docs.aws.amazon.com/step-functions/latest/dg/input-output-contextobject.html"""
+    start = datetime.fromtimestamp(started, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return {"input": workflow_input, "execution": execution, "started": start, "retry": retry}
