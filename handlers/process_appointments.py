@@ -221,11 +221,12 @@ def sent_result(item: dict[str, Any]) -> bool:
     return any(item.get(f"{channel}Result", {}).get("M", {}).get("status") == {"S": "SENT"} for channel in CHANNELS)
 
 
-def finalize(reminder_id: str, state: str, reason: str, condition: str, **values: Any) -> str:
+def finalize(reminder_id: str, state: str, reason: str, condition: str, also: str = "", **values: Any) -> str:
     """Make an open reminder final (it leaves the due index, its claim is gone) under ``condition``;
     SENT instead when a channel of this plan was sent meanwhile (an earlier claim's, or one whose
-    send finished while the appointment was being cancelled). The outcome."""
-    done = "#s = :s, reason = :r REMOVE dueShard, attemptAt, claimToken, claimExpiresAt"
+    send finished while the appointment was being cancelled). ``also``: more to set, such as
+    ``, version = :v``. The outcome."""
+    done = f"#s = :s, reason = :r{also} REMOVE dueShard, attemptAt, claimToken, claimExpiresAt"
     old = write(
         reminder_id,
         done,
@@ -263,7 +264,10 @@ def plan(run: Run, appointment_id: str, offset: int, raw: dict[str, Any] | None,
         # live claim included (its senders then find the claim gone).
         reason = why or "AppointmentPast"
         condition = f"#s IN (:p, :sending) AND {newer}"
-        outcome = finalize(reminder_id, "CANCELLED", reason, condition, p="PENDING", sending="SENDING", **stamp)
+        # The cancel records its change too: a run of an older change that read the appointment
+        # still booked must not plan it again (row 1 re-plans a CANCELLED record of an older version).
+        also = ", version = :v" if version else ""
+        outcome = finalize(reminder_id, "CANCELLED", reason, condition, also, p="PENDING", sending="SENDING", **stamp)
         if outcome == "unchanged" and version:  # final already: record the change, so no older one undoes it
             write(reminder_id, "version = :v", f"attribute_exists(reminderId) AND {newer}", **stamp)
         return outcome

@@ -422,7 +422,8 @@ def test_a_cancel_ends_a_pending_reminder_and_takes_a_live_claim_away(deployment
     assert answer == {"jobs": [], "more": False, "summary": {"cancelled": 8}}
     for appointment_id, item in before.items():
         _, reason = TAKEN_AWAY[appointment_id.rpartition("-")[0]]
-        assert reminder(deployment, f"{appointment_id}#1440") == finalized(item, "CANCELLED", reason), appointment_id
+        expected = finalized(item, "CANCELLED", reason, version=version("200"))
+        assert reminder(deployment, f"{appointment_id}#1440") == expected, appointment_id
 
 
 def test_a_cancel_after_a_channel_went_out_records_the_reminder_sent(deployment: LocalDeployment) -> None:
@@ -456,7 +457,8 @@ def test_a_cancel_after_a_channel_went_out_records_the_reminder_sent(deployment:
 
     assert answer["summary"] == {"sent": 2}
     for appointment_id, item in before.items():
-        assert reminder(deployment, f"{appointment_id}#1440") == finalized(item, "SENT", "AppointmentCancelled")
+        expected = finalized(item, "SENT", "AppointmentCancelled", version=version("200"))
+        assert reminder(deployment, f"{appointment_id}#1440") == expected
 
 
 def test_a_final_reminder_is_not_cancelled(clock: Any, deployment: LocalDeployment) -> None:
@@ -488,6 +490,22 @@ def test_a_final_reminder_is_not_cancelled(clock: Any, deployment: LocalDeployme
 # item. The risk is two runs that overlap (the pipe's FIRE_AND_FORGET starts do not wait for each
 # other): the older change's run reads the appointment, the newer change is written and planned,
 # then the older run writes what it decided from what it read.
+
+
+def test_an_older_run_does_not_undo_a_cancel(deployment: LocalDeployment) -> None:
+    book(deployment, "a1", 2 * DAY, sequence="100")
+    put_appointment(deployment, appointment("a1", 2 * DAY, customerName="Pat Q. Example"))
+
+    def cancelled_meanwhile() -> None:
+        put_appointment(deployment, appointment("a1", 2 * DAY, status="CANCELLED"))
+        assert run_changes(deployment, change("a1", "200"), execution=OTHER_EXECUTION)["summary"] == {"cancelled": 1}
+
+    with between_read_and_write(deployment, cancelled_meanwhile):
+        older = run_changes(deployment, change("a1", "150"))  # read the booking as it was
+
+    assert older["summary"] == {"unchanged": 1}
+    item = stored(deployment, "a1#1440")
+    assert (item["state"], item["reason"], item["version"]) == ("CANCELLED", "AppointmentCancelled", version("200"))
 
 
 def test_an_older_run_does_not_revert_a_move(deployment: LocalDeployment) -> None:
@@ -888,7 +906,9 @@ def test_a_cancel_write_that_fails_transiently_fails_the_stream_run_retryably(
     assert_failed_retryably(raised, code, logs)
     assert reminder(deployment, "a1#1440") == before
     run_changes(deployment, change("a1", "200"))  # the retry
-    assert reminder(deployment, "a1#1440") == finalized(before, "CANCELLED", "AppointmentDeleted")
+    assert reminder(deployment, "a1#1440") == finalized(
+        before, "CANCELLED", "AppointmentDeleted", version=version("200")
+    )
 
 
 def test_a_permanent_write_failure_fails_the_stream_run_too(deployment: LocalDeployment, logs: Any) -> None:
