@@ -68,9 +68,13 @@ class Run:
         self.summary = Counter[str]()
 
 
-def text(item: dict[str, Any], name: str, limit: int) -> str | None:
-    """The item's string attribute on one printable line, at most ``limit`` characters, or None."""
+def text(item: dict[str, Any], name: str, limit: int, cut: bool = True) -> str | None:
+    """The item's string attribute on one printable line, at most ``limit`` characters, or None.
+    A longer value is cut to ``limit``, or is None when ``cut`` is false (an address: cut, it could
+    be someone else's)."""
     value = "".join(c for c in " ".join(item.get(name, {}).get("S", "").split()) if c.isprintable())
+    if len(value) > limit and not cut:
+        return None
     return value[:limit].strip() or None
 
 
@@ -93,10 +97,12 @@ def parse(raw: dict[str, Any] | None) -> tuple[dict[str, Any] | None, str | None
         "channels": [channel for channel in CHANNELS if channel in channels],
         # None when absent; "" (so: unknown) when not a string.
         "zone": raw.get("timeZone", {"S": None}).get("S", ""),
-        # Bounded, so that a batch of jobs stays far below Step Functions' payload limit.
+        # Bounded, so that a batch of jobs stays far below Step Functions' payload limit. No valid
+        # address is longer than its bound: 254 characters for an email (RFC 5321, 4.5.3.1.3), "+"
+        # and 15 digits for E.164 (https://docs.aws.amazon.com/sns/latest/dg/sms_publish-to-phone.html).
         "name": text(raw, "customerName", 60),
-        "email": text(raw, "customerEmail", 254),
-        "phone": text(raw, "customerPhone", 16),
+        "email": text(raw, "customerEmail", 254, cut=False),
+        "phone": text(raw, "customerPhone", 16, cut=False),
     }
     return appointment, None
 

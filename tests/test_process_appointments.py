@@ -1253,6 +1253,24 @@ def test_what_comes_from_the_appointment_is_bounded_and_on_one_printable_line(de
     assert set(jobs["long"]["email"]) == {"to", "subject", "text"}, "plain text only: nothing to escape"
 
 
+def test_an_address_too_long_to_be_valid_is_not_cut_into_someone_elses(deployment: LocalDeployment) -> None:
+    # An E.164 number has at most 15 digits (https://docs.aws.amazon.com/sns/latest/dg/sms_publish-to-phone.html)
+    # and an email address at most 254 characters (RFC 5321, 4.5.3.1.3: a path of 256 with its angle
+    # brackets). Cut to those bounds, a longer value becomes a valid-looking address: someone else's,
+    # who would read the customer's name and appointment. The channel then has no address.
+    too_long = {
+        "phone": {"customerPhone": "+1555555012345678"},  # 16 digits: the first 15 are a valid number
+        "email": {"customerEmail": "p" * 243 + "@example.com"},  # 255: the first 254 end in "@example.co"
+    }
+    for appointment_id, fields in too_long.items():
+        put_appointment(deployment, appointment(appointment_id, DAY, **fields))
+
+    jobs = {job["reminderId"]: job for job in run_changes(deployment, *(change(i, "100") for i in too_long))["jobs"]}
+
+    assert (jobs["phone#1440"]["sms"], jobs["phone#1440"]["email"]["to"]) == ({"to": None}, "phone@example.com")
+    assert (jobs["email#1440"]["email"], jobs["email#1440"]["sms"]["to"]) == ({"to": None}, "+15555550123")
+
+
 def test_malformed_appointments_never_stop_the_batch(deployment: LocalDeployment, logs: Any) -> None:
     book(deployment, "was-good", 2 * DAY, sequence="100")
     malformed = {
