@@ -401,16 +401,20 @@ def settle_due(run: Run) -> bool:
     """Settle the due reminders; one that fails is logged and left due, never stopping the others.
     Reports how late the oldest one is (the metric the lateness alarm watches). Whether more are due."""
     items, more = find_due(run)
-    records = [record_of(item) for item in items]
-    appointments = get_appointments({record["reminderId"].rpartition("#")[0] for record in records})
-    for record in records:
-        appointment_id = record["reminderId"].rpartition("#")[0]
+    appointments = get_appointments({item["reminderId"]["S"].rpartition("#")[0] for item in items})
+    due_times = []
+    for item in items:
+        reminder_id = item["reminderId"]["S"]
+        # Reading the record is part of the one reminder too: a record edited by hand, or left by
+        # an older version, is the oldest of its shard and would otherwise stop every run.
         try:
-            run.summary[settle(run, record, appointments.get(appointment_id))] += 1
+            record = record_of(item)
+            due_times.append(record["dueAt"])
+            run.summary[settle(run, record, appointments.get(reminder_id.rpartition("#")[0]))] += 1
         except Exception as error:
-            log("ERROR", "reminder_failed", reminderId=record["reminderId"], errorType=error_code(error))
+            log("ERROR", "reminder_failed", reminderId=reminder_id, errorType=error_code(error))
             run.summary["error"] += 1
-    overdue = max((run.now - record["dueAt"] for record in records), default=0)
+    overdue = max((run.now - due for due in due_times), default=0)
     emf = {
         "Timestamp": run.now * 1000,
         "CloudWatchMetrics": [
