@@ -129,6 +129,7 @@ def run_schedule(
 
 
 def change(appointment_id: str, sequence: str | None) -> dict[str, Any]:
+    """A MODIFY of the appointment (the processor reads the current item whatever the event name)."""
     return appointment_change(appointment_id, sequence)
 
 
@@ -268,7 +269,8 @@ def test_the_pipe_hands_over_keys_only_changes_that_the_processor_plans_from(dep
     assert removed == appointment_change("a1", removed["sequenceNumber"], "REMOVE")
     assert version(removed["sequenceNumber"]) > version(newest)
     assert deployment.invoke(PROCESSOR, processor_event([removed], EXECUTION, NOW))["summary"] == {"cancelled": 1}
-    assert stored(deployment, "a1#1440")["state"] == "CANCELLED"
+    deleted = finalized(planned("a1#1440", NOW + 3 * DAY, newest), "CANCELLED", "AppointmentDeleted")
+    assert reminder(deployment, "a1#1440") == {**deleted, "version": version(removed["sequenceNumber"])}
 
 
 # ---- row 1: plan (and re-plan) -------------------------------------------------------------
@@ -351,7 +353,9 @@ def test_a_cancelled_reminder_is_planned_again_when_the_appointment_is_booked_ag
 
 
 def test_a_change_that_keeps_the_time_only_moves_the_version_on(clock: Any, deployment: LocalDeployment) -> None:
-    # Row 1b, whatever the state: pending, claimed by another execution's live claim, final.
+    # Row 1b, whatever the state: pending, claimed by another execution's live claim, final. The
+    # last two are due, so the run also tries to claim them (row 6) and is refused: a final record
+    # is not claimed, another execution's live claim is not taken.
     starts = {"pending": NOW + 2 * DAY, "claimed": NOW + DAY - 60, "sent": NOW + DAY - 60}
     before = {
         "pending": put_reminder(deployment, planned("pending#1440", starts["pending"], "100")),
@@ -487,9 +491,10 @@ def test_a_final_reminder_is_not_cancelled(clock: Any, deployment: LocalDeployme
 # ---- versions: an older change never undoes a newer one ------------------------------------
 #
 # A run reads the current appointment, so an older change delivered late decides from the current
-# item. The risk is two runs that overlap (the pipe's FIRE_AND_FORGET starts do not wait for each
-# other): the older change's run reads the appointment, the newer change is written and planned,
-# then the older run writes what it decided from what it read.
+# item. The risk is two runs that overlap: with a Standard workflow the pipe starts executions
+# asynchronously (FIRE_AND_FORGET: https://docs.aws.amazon.com/eventbridge/latest/pipes-reference/API_PipeTargetStateMachineParameters.html),
+# so they do not wait for each other. The older change's run reads the appointment, the newer
+# change is written and planned, then the older run writes what it decided from what it read.
 
 
 def test_an_older_run_does_not_undo_a_cancel(deployment: LocalDeployment) -> None:
@@ -504,8 +509,8 @@ def test_an_older_run_does_not_undo_a_cancel(deployment: LocalDeployment) -> Non
         older = run_changes(deployment, change("a1", "150"))  # read the booking as it was
 
     assert older["summary"] == {"unchanged": 1}
-    item = stored(deployment, "a1#1440")
-    assert (item["state"], item["reason"], item["version"]) == ("CANCELLED", "AppointmentCancelled", version("200"))
+    cancelled = finalized(planned("a1#1440", NOW + 2 * DAY, "200"), "CANCELLED", "AppointmentCancelled")
+    assert reminder(deployment, "a1#1440") == cancelled
 
 
 def test_an_older_run_does_not_revert_a_move(deployment: LocalDeployment) -> None:
@@ -548,7 +553,7 @@ def test_an_older_run_does_not_plan_again_a_final_reminder_whose_appointment_was
     )
     put_appointment(deployment, appointment("a1", 3 * DAY))  # moved: change 150
 
-    def cancelled_meanwhile() -> None:  # change 200: the final record only takes its version (row 2's 1b)
+    def cancelled_meanwhile() -> None:  # change 200: a final record is not cancelled, it takes the version
         put_appointment(deployment, appointment("a1", 3 * DAY, status="CANCELLED"))
         assert run_changes(deployment, change("a1", "200"), execution=OTHER_EXECUTION)["summary"] == {"unchanged": 1}
 
@@ -626,7 +631,8 @@ def test_a_retried_schedule_run_takes_back_what_its_execution_claimed(clock: Any
     first = run_schedule(deployment, started=started)
     assert job_ids(first) == ["a1#1440", "a2#1440"]
     # Its answer is lost (the invocation timed out after its writes): Step Functions retries the
-    # task, with the same execution id and start, and a retry count.
+    # task, with the same Execution.Id and Execution.StartTime and a State.RetryCount above 0
+    # (https://docs.aws.amazon.com/step-functions/latest/dg/input-output-contextobject.html).
     clock.shift(30)
 
     retried = run_schedule(deployment, started=started, retry=1)
@@ -887,11 +893,9 @@ def test_a_plan_write_that_fails_transiently_fails_the_stream_run_retryably(
     assert reminder(deployment, "a1#1440") == planned("a1#1440", NOW + 2 * DAY, "100")
 
 
-@pytest.mark.parametrize(
-    "code",
-    # A lost answer: the write may have been done, and a conditional write repeats safely.
-    ["ThrottlingException", "ReadTimeoutError"],
-)
+# ThrottlingException: nothing was written. ReadTimeoutError: the answer was lost, and the write
+# may have been done; a conditional write repeats safely, so both are worth another try.
+@pytest.mark.parametrize("code", ["ThrottlingException", "ReadTimeoutError"])
 def test_a_cancel_write_that_fails_transiently_fails_the_stream_run_retryably(
     deployment: LocalDeployment, logs: Any, code: str
 ) -> None:
@@ -971,7 +975,7 @@ def test_a_failed_read_fails_the_run(
 
     assert (raised.value.error["errorType"] == "RetryableError") is retryable
     assert reminder(deployment, "a1#1440") == before, "nothing decided from a read that failed"
-    assert job_ids(run()) == ["a1#1440"]  # the workflow's retry
+    assert job_ids(run()) == ["a1#1440"]  # the workflow's retry, or the next run
 
 
 def test_appointments_left_unread_make_the_run_retryable(deployment: LocalDeployment) -> None:
@@ -1083,8 +1087,9 @@ def test_the_overdue_metric_is_how_long_ago_the_oldest_reminder_found_was_due(
 
 
 def test_more_only_when_a_shard_has_more_and_the_batch_made_progress(clock: Any, deployment: LocalDeployment) -> None:
-    # CLAIM_BATCH_SIZE 40 over 8 shards: a query reads at most 5 reminders of a shard. Six real
-    # appointments whose reminders all land on shard 0 are one more than that.
+    # CLAIM_BATCH_SIZE 40 over 8 shards: a query reads at most 5 reminders of a shard (its Limit),
+    # and then answers a LastEvaluatedKey: https://docs.aws.amazon.com/amazondynamodb/latest/APIReference/API_Query.html
+    # Six appointments whose reminders all land on shard 0 are one more than that.
     per_shard = -(-module(deployment).CLAIM_BATCH_SIZE // 8)
     ids = ids_on_shard(0, per_shard + 1)
     for appointment_id in ids:
@@ -1110,8 +1115,9 @@ def test_the_jobs_of_one_run_stay_under_the_payload_limit(clock: Any, deployment
     # them: an appointment id near DynamoDB's 2,048-byte key limit (the reminder id adds 5 bytes;
     # https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/Constraints.html), whose
     # non-ASCII letters JSON escapes to 6 bytes each, and a name of 60 characters outside the BMP
-    # (12 bytes each). About 7.5 KB a job: 40 of them would be 300 KB, over Step Functions' 256 KiB
-    # between states (https://docs.aws.amazon.com/step-functions/latest/apireference/API_StateExitedEventDetails.html).
+    # (12 bytes each). About 7.6 KB a job: 40 of them would be 305 KB, over Step Functions' 256 KiB
+    # between states (https://docs.aws.amazon.com/step-functions/latest/apireference/API_StateExitedEventDetails.html);
+    # 26 fit under the processor's 200,000 bytes.
     long_id = "é" * 1015
     ids = [appointment_id for s in range(8) for appointment_id in ids_on_shard(s, 5, prefix=long_id)]
     email = "pat." + "x" * (254 - len("pat.@example.com")) + "@example.com"
