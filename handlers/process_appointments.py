@@ -307,7 +307,10 @@ def plan(run: Run, appointment_id: str, offset: int, raw: dict[str, Any] | None,
         "reminderId": reminder_id,
         "offsetMinutes": offset,
         "appointmentTime": start,
-        "deferrals": 0,
+        # A plan just written starts afresh; a refused one is the record as it is (ALL_OLD on a failed
+        # condition: https://docs.aws.amazon.com/amazondynamodb/latest/APIReference/API_UpdateItem.html),
+        # whose deferrals set the status updater's next backoff should this run claim it.
+        "deferrals": int(old.get("deferrals", {"N": 0})["N"]) if old else 0,
         "tried": False,
     }
     return settle(run, record, raw)

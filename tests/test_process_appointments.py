@@ -1186,6 +1186,22 @@ def test_a_deferred_reminder_claimed_again_carries_its_deferrals(clock: Any, dep
     assert stored(deployment, "a1#1440")["emailResult"] == result("SENT")
 
 
+def test_a_deferred_reminder_claimed_from_the_stream_carries_its_deferrals(
+    clock: Any, deployment: LocalDeployment
+) -> None:
+    book(deployment, "a1", DAY + HOUR, sequence="100")
+    put_off = {"attemptAt": NOW + 2 * HOUR, "deferrals": 2, "deferReason": "ThrottlingException"}
+    put_reminder(deployment, {**stored(deployment, "a1#1440"), **put_off, "emailResult": result("SENT")})
+    clock.shift(2 * HOUR)
+    # The customer's name changes once the wait is over, before a schedule run found the reminder:
+    # the change's run claims it (row 6), and its job must say how often it was put off.
+    put_appointment(deployment, appointment("a1", DAY + HOUR, customerName="Pat Q. Example"))
+
+    [job] = run_changes(deployment, change("a1", "200"))["jobs"]
+
+    assert job["deferrals"] == 2
+
+
 def test_the_time_is_shown_in_the_customers_zone(clock: Any, deployment: LocalDeployment, logs: Any) -> None:
     # Booked for tomorrow 09:00 UTC, reminded at once (inside the 1440-minute window).
     zones: dict[str, Any] = {
