@@ -67,9 +67,13 @@ class Run:
         self.summary = Counter[str]()
 
 
-def text(item: dict[str, Any], name: str, limit: int) -> str | None:
-    """The item's string attribute on one printable line, at most ``limit`` characters, or None."""
+def text(item: dict[str, Any], name: str, limit: int, cut: bool = True) -> str | None:
+    """The item's string attribute on one printable line, at most ``limit`` characters, or None.
+    A longer value is cut to ``limit``, or is None when ``cut`` is false (an address: cut, it could
+    be someone else's)."""
     value = "".join(c for c in " ".join(item.get(name, {}).get("S", "").split()) if c.isprintable())
+    if len(value) > limit and not cut:
+        return None
     return value[:limit].strip() or None
 
 
@@ -92,10 +96,12 @@ def parse(raw: dict[str, Any] | None) -> tuple[dict[str, Any] | None, str | None
         "channels": [channel for channel in CHANNELS if channel in channels],
         # None when absent; "" (so: unknown) when not a string.
         "zone": raw.get("timeZone", {"S": None}).get("S", ""),
-        # Bounded, so that a batch of jobs stays far below Step Functions' payload limit.
+        # Bounded, so that a batch of jobs stays far below Step Functions' payload limit. No valid
+        # address is longer than its bound: 254 characters for an email (RFC 5321, 4.5.3.1.3), "+"
+        # and 15 digits for E.164 (https://docs.aws.amazon.com/sns/latest/dg/sms_publish-to-phone.html).
         "name": text(raw, "customerName", 60),
-        "email": text(raw, "customerEmail", 254),
-        "phone": text(raw, "customerPhone", 16),
+        "email": text(raw, "customerEmail", 254, cut=False),
+        "phone": text(raw, "customerPhone", 16, cut=False),
     }
     return appointment, None
 
@@ -198,10 +204,16 @@ def write(reminder_id: str, expression: str, condition: str, **values: Any) -> t
 
 def went_out(item: dict[str, Any]) -> bool:
     """Whether a reminder went out for the time the record is planned for: a channel of this plan
-    was sent, or ``sent`` (kept across re-plans) holds that time."""
-    results = (item.get(f"{channel}Result", {}).get("M", {}).get("status") for channel in CHANNELS)
-    times = {f"{channel}@{item.get('appointmentTime', {}).get('N')}" for channel in CHANNELS}
-    return {"S": "SENT"} in results or bool(times & set(item.get("sent", {}).get("SS", [])))
+    was sent, or an earlier plan's was (``sent``, kept across re-plans, holds the time of a channel
+    this plan has no result for). A send of this plan still in flight does not count: its sender
+    records what became of it (row 8b)."""
+    ledger = set(item.get("sent", {}).get("SS", []))
+    at = item.get("appointmentTime", {}).get("N")
+    for channel in CHANNELS:
+        result = item.get(f"{channel}Result", {}).get("M")
+        if (result or {}).get("status") == {"S": "SENT"} or (not result and f"{channel}@{at}" in ledger):
+            return True
+    return False
 
 
 def finalize(reminder_id: str, state: str, reason: str, condition: str, also: str = "", **values: Any) -> str:
@@ -294,7 +306,10 @@ def plan(run: Run, appointment_id: str, offset: int, raw: dict[str, Any] | None,
         "reminderId": reminder_id,
         "offsetMinutes": offset,
         "appointmentTime": start,
-        "deferrals": 0,
+        # A plan just written starts afresh; a refused one is the record as it is (ALL_OLD on a failed
+        # condition: https://docs.aws.amazon.com/amazondynamodb/latest/APIReference/API_UpdateItem.html),
+        # whose deferrals set the status updater's next backoff should this run claim it.
+        "deferrals": int(old.get("deferrals", {"N": 0})["N"]) if old else 0,
         "tried": False,
     }
     return settle(run, record, raw)
@@ -388,16 +403,20 @@ def settle_due(run: Run) -> bool:
     """Settle the due reminders; one that fails is logged and left due, never stopping the others.
     Reports how late the oldest one is (the metric the lateness alarm watches). Whether more are due."""
     items, more = find_due(run)
-    records = [record_of(item) for item in items]
-    appointments = get_appointments({record["reminderId"].rpartition("#")[0] for record in records})
-    for record in records:
-        appointment_id = record["reminderId"].rpartition("#")[0]
+    appointments = get_appointments({item["reminderId"]["S"].rpartition("#")[0] for item in items})
+    due_times = []
+    for item in items:
+        reminder_id = item["reminderId"]["S"]
+        # Reading the record is part of the one reminder too: a record edited by hand, or left by
+        # an older version, is the oldest of its shard and would otherwise stop every run.
         try:
-            run.summary[settle(run, record, appointments.get(appointment_id))] += 1
+            record = record_of(item)
+            due_times.append(record["dueAt"])
+            run.summary[settle(run, record, appointments.get(reminder_id.rpartition("#")[0]))] += 1
         except Exception as error:
-            log("ERROR", "reminder_failed", reminderId=record["reminderId"], errorType=error_code(error))
+            log("ERROR", "reminder_failed", reminderId=reminder_id, errorType=error_code(error))
             run.summary["error"] += 1
-    overdue = max((run.now - record["dueAt"] for record in records), default=0)
+    overdue = max((run.now - due for due in due_times), default=0)
     emit_metrics(METRICS_NAMESPACE, {"OverdueSeconds": overdue}, "Seconds")
     # Only a batch that moved something on continues: a reminder that keeps failing ends the chain.
     return (more or run.full) and bool(run.summary.keys() - {"unchanged", "error"})

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import botocore.exceptions
@@ -99,12 +101,37 @@ def claimed_reminder(deployment: LocalDeployment, token: str | None, **fields: A
     return item
 
 
-def processor_event(source: Any, execution: str = "manual", retry: int = 0) -> dict[str, Any]:
-    """The processor's input as the workflow passes it: ``source`` (changes, a scheduled event or a
-    continuation) with the execution's id, its start time (now) and the task's retry count."""
-    now = datetime.fromtimestamp(int(time.time()), UTC).isoformat().replace("+00:00", "Z")
-    arn = f"arn:aws:states:us-east-1:123456789012:execution:NotificationWorkflow-dev:{execution}"
-    return {"input": source, "execution": arn, "started": now, "retry": retry}
+#: Events as the functions receive them (tests/events/*.json).
+EVENTS = Path(__file__).with_name("events")
+
+
+def load_event(name: str) -> Any:
+    """The event fixture ``tests/events/<name>.json``."""
+    return json.loads((EVENTS / f"{name}.json").read_text(encoding="utf-8"))
+
+
+def appointment_change(appointment_id: str, sequence: str | None, event_name: str = "MODIFY") -> dict[str, Any]:
+    """One appointment change as the pipe's input template renders a stream record: the event name,
+    the keys and the stream sequence number (None: a change without one, such as a backfill)."""
+    change: dict[str, Any] = {"eventName": event_name, "keys": {"appointmentId": {"S": appointment_id}}}
+    if sequence is not None:
+        change["sequenceNumber"] = sequence
+    return change
+
+
+def processor_event(
+    workflow_input: Any, execution: str = "manual", started: int | None = None, retry: int = 0
+) -> dict[str, Any]:
+    """The processor's event as the workflow's ProcessAppointments state builds it: the execution's
+    input (a list of changes, or the schedule's object), ``$$.Execution.Id``, ``$$.Execution.StartTime``
+    (ISO 8601 with milliseconds, as the context object gives it; default now) and ``$$.State.RetryCount``.
+    An ``execution`` that is not an ARN names an Express execution of the dev stack:
+    https://docs.aws.amazon.com/step-functions/latest/dg/input-output-contextobject.html"""
+    if not execution.startswith("arn:"):
+        execution = f"arn:aws:states:us-east-1:123456789012:express:NotificationWorkflow-dev:{execution}"
+    started = int(time.time()) if started is None else started
+    start = datetime.fromtimestamp(started, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return {"input": workflow_input, "execution": execution, "started": start, "retry": retry}
 
 
 # ---- the jobs of a claimed reminder, and forced interleavings -----------------------------------
@@ -189,17 +216,10 @@ def lose_answers(client: Any, operation: str, *, times: int = 1, error: str = "R
     return while_in_flight(client, operation, lose, times=times)
 
 
-def _processor_event(execution: str, payload: Any) -> dict[str, Any]:
-    """The processor's input as the workflow passes it, for an execution started now."""
-    started = datetime.fromtimestamp(time.time(), UTC).isoformat()
-    arn = f"arn:aws:states:us-east-1:123456789012:express:NotificationWorkflow-dev:{execution}"
-    return {"input": payload, "execution": arn, "started": started, "retry": 0}
-
-
 def stream_run(deployment: LocalDeployment, appointment_id: str, sequence: int, execution: str) -> dict[str, Any]:
     """ProcessAppointments as a pipe-started execution runs it for one change of the appointment
     (keys only, with the change's stream sequence number): plans, re-plans or cancels its reminders
     and claims what is due at once. Returns its output (``jobs``)."""
-    change = {"eventName": "MODIFY", "keys": {"appointmentId": {"S": appointment_id}}, "sequenceNumber": str(sequence)}
-    output: dict[str, Any] = deployment.invoke(PROCESSOR, _processor_event(execution, [change]))
+    change = appointment_change(appointment_id, str(sequence))
+    output: dict[str, Any] = deployment.invoke(PROCESSOR, processor_event([change], execution))
     return output

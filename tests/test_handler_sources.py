@@ -104,8 +104,9 @@ def test_the_template_holds_each_handler_exactly(template_data: dict[str, Any]) 
 def test_a_module_shared_by_several_functions_is_stored_once(template_text: str) -> None:
     template = load_template(template_text)
     shared = template["Mappings"]["HandlerModules"]["Python"]
-    assert set(shared) == {"common", "channelMarks"}
-    for key, code in shared.items():
+    assert {"common", "channelMarks"} <= set(shared)
+    for key in ("common", "channelMarks"):
+        code = shared[key]
         assert template_text.count(code.splitlines()[-1]) == 1, f"{key} is written once"
 
 

@@ -69,10 +69,12 @@ def test_no_hard_coded_partition(template_text: str) -> None:
 
 
 def test_handlers_are_inlined_as_readable_blocks(template_text: str) -> None:
-    """Each function's own code, and each module they share, is a YAML literal block, not one
-    escaped line (a tab or a trailing space would make the writer fall back to one)."""
-    assert template_text.count("ZipFile: !Sub\n        - |\n") == 4
-    assert "      common: |\n" in template_text and "      channelMarks: |\n" in template_text
+    """Each handler module is a YAML literal block in the HandlerModules mapping, not one escaped
+    line (a tab or a trailing space would make the writer fall back to one); each ZipFile is a
+    block of the modules it joins."""
+    assert template_text.count("ZipFile: !Sub\n        - |-\n          ${common}\n") == 4
+    for module in ("common", "processAppointments", "channelMarks", "sendEmail", "sendSms", "updateStatus"):
+        assert f"\n   {module}: |\n" in template_text, module
 
 
 def test_state_machine_is_native_yaml_not_a_json_string(template: dict[str, Any]) -> None:
