@@ -11,7 +11,7 @@ from dataclasses import dataclass
 TEMPLATE_BODY_LIMIT = 51_200
 
 _SECTION = re.compile(r"^([A-Za-z]\w*):")
-_RESOURCE = re.compile(r"^  ([A-Za-z0-9]+):")
+_RESOURCE = re.compile(r"^( +)([A-Za-z0-9]+):")
 
 
 @dataclass(frozen=True)
@@ -26,11 +26,14 @@ class Budget:
         """Each line's bytes go to the resource (or the top-level section) it is written under."""
         parts: dict[str, int] = {}
         section = owner = ""
+        resource_indent = ""  # a resource's logical id is at the section's first indentation
         for line in text.splitlines(keepends=True):
             if match := _SECTION.match(line):
                 section = owner = match.group(1)
             elif section == "Resources" and (match := _RESOURCE.match(line)):
-                owner = match.group(1)
+                resource_indent = resource_indent or match.group(1)
+                if match.group(1) == resource_indent:
+                    owner = match.group(2)
             parts[owner] = parts.get(owner, 0) + len(line.encode())
         return cls(len(text.encode()), parts)
 

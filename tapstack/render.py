@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import re
+from dataclasses import dataclass
 from typing import Any
 
 import yaml
@@ -102,6 +104,11 @@ def _represent_map(dumper: yaml.Dumper, value: dict[str, Any]) -> yaml.Node:
         # cfn-flip would write the dotted short form (!GetAtt X.Arn), which cfn-guard, and so the
         # Control Tower rules, read as one opaque string; the list form names the resource.
         return dumper.represent_sequence("!GetAtt", value["Fn::GetAtt"], flow_style=True)
+    (name, argument), *_ = value.items()
+    if _intrinsic(value) and isinstance(argument, list) and all(isinstance(a, (str, int)) for a in argument):
+        # A function of plain names on one line (!FindInMap [HandlerModules, Python, common]), as
+        # cfn-flip writes it only inside a one-line parent.
+        return dumper.represent_sequence("!" + name.removeprefix("Fn::"), argument, flow_style=True)
     node: yaml.Node = _FLIP_MAP_REPRESENTER(dumper, value)
     return node
 
@@ -116,40 +123,110 @@ def to_yaml(template: Template) -> str:
     text: str = yaml.dump(
         data, Dumper=_Dumper, default_flow_style=False, allow_unicode=True, width=config.max_col_width
     )
-    return tighten_mappings(text)
+    return indent_by_one(text)
 
 
-def tighten_mappings(text: str) -> str:
-    """The ``Mappings`` section indented by one space a level instead of two.
+@dataclass
+class _Level:
+    """A level of the block structure, as the re-indenter walks it: the column of the line that
+    opened it, before and after, and whether that line is a list entry (``- key: value``), whose
+    mapping continues two columns right of the dash."""
 
-    It holds the handlers' code (``tapstack.functions``): literal blocks whose every line costs its
-    indentation, about 300 lines of it. Each level of the section (mapping, key, language, module)
-    moves left by half, and each block's lines move with their key, one space deeper than it (the
-    code's own indentation is kept). Raises ``ValueError`` if the result does not read back as the
-    same template.
+    before: int
+    after: int
+    entry: bool
+
+
+def indent_by_one(text: str) -> str:
+    """The YAML text indented by one space a level instead of two.
+
+    Every line of a CloudFormation template costs its indentation: about 6,000 of the template's
+    bytes at two spaces a level, half of it at one. PyYAML does not write one space a level (its
+    emitter accepts 2 to 9), so the text it wrote is re-indented line by line, from PyYAML's own
+    reading of it (``_block_structure``):
+
+    - a line that starts a key or a list entry (outside ``[...]`` and ``{...}``) sits one column
+      right of the line that holds it, or, in a list entry's mapping, two right of the dash (YAML
+      aligns that mapping's keys with the one after the dash);
+    - a literal block's lines (the handlers' code) sit one column right of their key or dash, their
+      own indentation kept (a block with an explicit indentation indicator moves with its key);
+    - any other line (a long flow list or string that continues) moves left with the line it
+      continues, so it stays right of it.
+
+    Raises ``ValueError`` if the result does not read back as the same template.
     """
     lines = text.split("\n")
-    start = next((n for n, line in enumerate(lines) if line == "Mappings:"), None)
-    if start is None:
-        return text
-    end = next(n for n in range(start + 1, len(lines)) if lines[n] and not lines[n].startswith(" "))
-    shift = 0  # how far the current literal block moves left
-    block_indent = None  # its content's indentation, while inside one
-    for number in range(start + 1, end):
-        line = lines[number]
-        indent = len(line) - len(line.lstrip(" "))
-        if block_indent is not None and (not line.strip() or indent >= block_indent):
-            lines[number] = line[shift:] if line.strip() else line
+    starts, owners, blocks = _block_structure(text)
+    shift = [0] * len(lines)  # how far each line moves left
+    in_block = {number for content in blocks.values() for number in content}
+    levels: list[_Level] = []
+    continued = 0  # the shift of the last line that started a key or an entry
+    for number, line in enumerate(lines):
+        if not line.strip() or number in in_block:
             continue
-        block_indent = None
-        lines[number] = " " * (indent // 2) + line[indent:]
-        if line.rstrip().endswith(("|", "|-", "|+")):
-            block_indent = indent + 1
-            shift = indent + 2 - (indent // 2 + 1)  # content was key + 2; it becomes key/2 + 1
-    result = "\n".join(lines)
+        column = len(line) - len(line.lstrip(" "))
+        if number not in starts:
+            shift[number] = continued
+            continue
+        while levels and levels[-1].before > column:
+            levels.pop()
+        if levels and levels[-1].before == column:
+            after = levels.pop().after
+        elif not levels:
+            after = column
+        elif levels[-1].entry:
+            after = levels[-1].after + column - levels[-1].before
+        else:
+            after = levels[-1].after + 1
+        levels.append(_Level(column, after, entry=starts[number]))
+        shift[number] = continued = column - after
+    for header, content in blocks.items():
+        owner = owners[header]
+        if re.match(r"[|>][-+]?\d", lines[header][owners[header] :].split(" ")[-1]):
+            moved = shift[header]  # an explicit indentation indicator counts from the key
+        else:
+            base = min(len(lines[n]) - len(lines[n].lstrip(" ")) for n in content if lines[n].strip())
+            moved = base - (owner - shift[header] + 1)
+        for number in content:
+            shift[number] = moved if lines[number].strip() else 0
+    result = "\n".join(line[shift[number] :] for number, line in enumerate(lines))
     if load_yaml(result) != load_yaml(text):
-        raise ValueError("re-indenting the Mappings section changed the template")
+        raise ValueError("re-indenting the template changed it")
     return result
+
+
+def _block_structure(text: str) -> tuple[dict[int, bool], dict[int, int], dict[int, list[int]]]:
+    """How PyYAML's scanner reads the text, by line number: the lines that start a key or a list
+    entry in block context (True for an entry); the column of the last key or entry on each such
+    line (the owner of a literal block that starts there); and each literal block's header line
+    with its content lines."""
+    lines = text.split("\n")
+    starts: dict[int, bool] = {}
+    owners: dict[int, int] = {}
+    blocks: dict[int, list[int]] = {}
+    flow = 0
+    for token in yaml.scan(text, Loader=yaml.SafeLoader):
+        line, column = token.start_mark.line, token.start_mark.column
+        if isinstance(token, yaml.FlowSequenceStartToken | yaml.FlowMappingStartToken):
+            flow += 1
+        elif isinstance(token, yaml.FlowSequenceEndToken | yaml.FlowMappingEndToken):
+            flow -= 1
+        elif isinstance(token, yaml.KeyToken | yaml.BlockEntryToken) and not flow:
+            if line not in starts and not lines[line][:column].strip():
+                starts[line] = isinstance(token, yaml.BlockEntryToken)
+            owners[line] = column
+        elif isinstance(token, yaml.ScalarToken) and token.style in ("|", ">"):
+            # Its content: the lines after the header that are blank or right of the block's owner.
+            content = []
+            for number in range(line + 1, len(lines)):
+                indent = len(lines[number]) - len(lines[number].lstrip(" "))
+                if lines[number].strip() and indent <= owners[line]:
+                    break
+                content.append(number)
+            while content and not lines[content[-1]].strip():
+                content.pop()
+            blocks[line] = content
+    return starts, owners, blocks
 
 
 def to_json(template: Template) -> str:

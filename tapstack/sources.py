@@ -76,7 +76,8 @@ def handler_parts(module: str) -> list[Part]:
     """
     bundler = _Bundler()
     bundler.collect(module)
-    return [Part(name, minify(source), shared=name != module) for name, source in bundler.parts]
+    calls = _calls()
+    return [Part(name, minify(positional_only(source, calls)), shared=name != module) for name, source in bundler.parts]
 
 
 def handler_source(module: str) -> str:
@@ -152,6 +153,53 @@ def _bindings(module: str, node: ast.stmt) -> list[tuple[str, str]]:
     elif isinstance(node, (ast.AnnAssign, ast.AugAssign)):
         targets = [node.target]
     return [(name.id, own) for target in targets for name in ast.walk(target) if isinstance(name, ast.Name)]
+
+
+@dataclass(frozen=True)
+class Calls:
+    """What the calls in all the handler modules do with names: the parameter names some call
+    passes as keywords (``cut=False``), and the functions some call passes ``**mapping``."""
+
+    keywords: frozenset[str]
+    splatted: frozenset[str]
+
+
+def positional_only(source: str, calls: Calls) -> str:
+    """The source with each function's leading parameters made positional-only (``def f(a, b, /)``)
+    where no call could pass them by name: a parameter whose name no call passes as a keyword, of a
+    function that no call passes ``**mapping``. The same program; and the minifier may then rename
+    the parameter itself (``def f(A,B,/)``) instead of keeping its name in the signature and copying
+    it into a short one (``def f(reminder_id):A=reminder_id``). Left alone: ``handler`` (Lambda's
+    entry point), methods, and functions that already have positional-only parameters."""
+    tree = ast.parse(source)
+    methods = {id(function) for node in ast.walk(tree) if isinstance(node, ast.ClassDef) for function in node.body}
+    for function in ast.walk(tree):
+        if (
+            not isinstance(function, ast.FunctionDef)
+            or function.name in calls.splatted | {"handler"}
+            or id(function) in methods
+            or function.args.posonlyargs
+        ):
+            continue
+        arguments = function.args
+        count = 0
+        while count < len(arguments.args) and arguments.args[count].arg not in calls.keywords:
+            count += 1
+        arguments.posonlyargs, arguments.args = arguments.args[:count], arguments.args[count:]
+    return ast.unparse(tree)
+
+
+def _calls() -> Calls:
+    keywords: set[str] = set()
+    splatted: set[str] = set()
+    for path in sorted(handler_path("common").parent.glob("*.py")):
+        for call in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(call, ast.Call):
+                keywords.update(keyword.arg for keyword in call.keywords if keyword.arg)
+                if any(keyword.arg is None for keyword in call.keywords):
+                    function = call.func
+                    splatted.add(function.id if isinstance(function, ast.Name) else getattr(function, "attr", ""))
+    return Calls(frozenset(keywords), frozenset(splatted))
 
 
 def minify(source: str) -> str:

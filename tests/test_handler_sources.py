@@ -172,3 +172,59 @@ def test_the_minifier_keeps_strings_and_drops_typing_only_imports() -> None:
     namespace: dict[str, Any] = {}
     exec(minified, namespace)  # noqa: S102 - the code under test
     assert namespace["f"]("!") == "line\n\n\tkept!"
+
+
+# ---- positional-only parameters: what the minifier may then rename ----------------------------
+
+POSITIONAL_SOURCE = """
+def plan(reminder_id, offset, raw=None, cut=True):
+    return f"{reminder_id}#{offset}", raw, cut
+
+def write(reminder_id, expression, **values):
+    return reminder_id, expression, values
+
+def handler(event, context):
+    return plan(event, 1, cut=False), write("a", "b", **{"x": 1})
+
+class Run:
+    def __init__(self, event):
+        self.event = event
+"""
+
+
+def signature(code: str, name: str) -> tuple[list[str], list[str]]:
+    [function] = [n for n in ast.walk(ast.parse(code)) if isinstance(n, ast.FunctionDef) and n.name == name]
+    return [a.arg for a in function.args.posonlyargs], [a.arg for a in function.args.args]
+
+
+def test_parameters_no_call_names_become_positional_only() -> None:
+    calls = sources.Calls(keywords=frozenset({"cut"}), splatted=frozenset({"write"}))
+
+    changed = sources.positional_only(POSITIONAL_SOURCE, calls)
+
+    assert signature(changed, "plan") == (["reminder_id", "offset", "raw"], ["cut"])
+    assert signature(changed, "write") == ([], ["reminder_id", "expression"]), "called with **: any name may bind"
+    assert signature(changed, "handler") == ([], ["event", "context"])
+    assert signature(changed, "__init__") == ([], ["self", "event"])
+    before: dict[str, Any] = {}
+    after: dict[str, Any] = {}
+    exec(compile(POSITIONAL_SOURCE, "before", "exec"), before)  # noqa: S102 - the test's own code
+    exec(compile(changed, "after", "exec"), after)  # noqa: S102
+    assert after["handler"]("e", None) == before["handler"]("e", None)
+
+
+def test_the_handlers_calls_are_read_from_every_module() -> None:
+    calls = sources._calls()
+
+    assert "cut" in calls.keywords  # process_appointments: text(raw, "customerEmail", 254, cut=False)
+    assert "conditional_update" in calls.splatted  # called with **values from the processor
+
+
+def test_the_minifier_renames_positional_only_parameters() -> None:
+    code = minify(
+        sources.positional_only(
+            "def plan(reminder_id, offset):\n    return reminder_id * offset\n", sources.Calls(frozenset(), frozenset())
+        )
+    )
+
+    assert "reminder_id" not in code and "def plan(" in code

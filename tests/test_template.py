@@ -72,7 +72,7 @@ def test_handlers_are_inlined_as_readable_blocks(template_text: str) -> None:
     """Each handler module is a YAML literal block in the HandlerModules mapping, not one escaped
     line (a tab or a trailing space would make the writer fall back to one); each ZipFile is a
     block of the modules it joins."""
-    assert template_text.count("ZipFile: !Sub\n        - |-\n          ${common}\n") == 4
+    assert template_text.count("ZipFile: !Sub\n    - |-\n     ${common}\n") == 4
     for module in ("common", "processAppointments", "channelMarks", "sendEmail", "sendSms", "updateStatus"):
         assert f"\n   {module}: |\n" in template_text, module
 
