@@ -11,6 +11,8 @@ a part that several functions share is stored once in the template (``tapstack.f
 from __future__ import annotations
 
 import ast
+import string
+from collections import Counter
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -29,11 +31,12 @@ HANDLER_MODULES = {
 #: What the minifier may do. It removes docstrings, comments, annotations and blank lines, joins the
 #: simple statements of a block with ``;``, shortens whitespace, indents by one character and gives
 #: local variables short names (``result`` becomes ``A``). It keeps what a reader of a stack trace or
-#: a log line in the Lambda console needs: every statement, in its order; every module-level name
-#: (the functions a stack trace names, ``handler``, the classes, the constants and clients the code
-#: reads); every string where it is used (log events, error codes, expressions). Module-level names
-#: must keep theirs anyway: the parts of one ``index.py`` share its namespace, and a renamer working
-#: part by part would give two of them the same short name.
+#: a log line in the Lambda console needs: every statement, in its order; every module-level function
+#: and class (the functions a stack trace names, ``handler``); every string where it is used (log
+#: events, error codes, expressions). Its own renamer must keep module-level names: the parts of one
+#: ``index.py`` share its namespace, and a renamer working part by part would give two of them the
+#: same short name. Constants and clients get short names from :func:`constant_renames` instead,
+#: one mapping for every part.
 MINIFIER_OPTIONS: dict[str, Any] = dict(
     remove_literal_statements=True,  # docstrings
     remove_annotations=True,
@@ -77,7 +80,11 @@ def handler_parts(module: str) -> list[Part]:
     bundler = _Bundler()
     bundler.collect(module)
     calls = _calls()
-    return [Part(name, minify(positional_only(source, calls)), shared=name != module) for name, source in bundler.parts]
+    renames = constant_renames()
+    return [
+        Part(name, minify(positional_only(renamed(source, renames), calls)), shared=name != module)
+        for name, source in bundler.parts
+    ]
 
 
 def handler_source(module: str) -> str:
@@ -192,7 +199,7 @@ def positional_only(source: str, calls: Calls) -> str:
 def _calls() -> Calls:
     keywords: set[str] = set()
     splatted: set[str] = set()
-    for path in sorted(handler_path("common").parent.glob("*.py")):
+    for path in _handler_files():
         for call in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
             if isinstance(call, ast.Call):
                 keywords.update(keyword.arg for keyword in call.keywords if keyword.arg)
@@ -200,6 +207,66 @@ def _calls() -> Calls:
                     function = call.func
                     splatted.add(function.id if isinstance(function, ast.Name) else getattr(function, "attr", ""))
     return Calls(frozenset(keywords), frozenset(splatted))
+
+
+def constant_renames() -> dict[str, str]:
+    """A short name (``_A``, ``_B``, ...) for each module-level constant or client of the handlers
+    (``REMINDERS_TABLE``, ``dynamodb``): a name bound at module level by an assignment only, in any
+    handler module, and bound nowhere inside a function (no parameter, local or loop variable of that
+    name could be confused with it). One mapping for every module, so the parts of one ``index.py``
+    that share a constant agree on its short name. The most used names come first, so the mapping
+    stays stable when a rarely used one is added. Functions, classes, ``handler`` and imports keep
+    their names: they are what a stack trace shows.
+    """
+    trees = [ast.parse(path.read_text(encoding="utf-8")) for path in _handler_files()]
+    assigned: set[str] = set()
+    kept: set[str] = set()
+    for tree in trees:
+        for statement in tree.body:
+            names = {name for name, _ in _bindings("", statement)}
+            if isinstance(statement, (ast.Assign, ast.AnnAssign)):
+                assigned |= names
+            else:
+                kept |= names
+        for node in ast.walk(tree):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)):
+                kept |= _names_bound_inside(node)
+    constants = assigned - kept
+    used = Counter(
+        node.id for tree in trees for node in ast.walk(tree) if isinstance(node, ast.Name) and node.id in constants
+    )
+    identifiers = {getattr(node, "id", None) or getattr(node, "arg", None) for tree in trees for node in ast.walk(tree)}
+    short = (f"_{letter}" for letter in string.ascii_letters if f"_{letter}" not in identifiers)
+    return {name: next(short) for name, _ in sorted(used.items(), key=lambda item: (-item[1], item[0]))}
+
+
+def _names_bound_inside(function: ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda) -> set[str]:
+    """Every name a function binds or declares: parameters, assignment, loop, ``with`` and ``except``
+    targets, comprehension variables, ``global`` and ``nonlocal`` names."""
+    names = {argument.arg for argument in ast.walk(function.args) if isinstance(argument, ast.arg)}
+    for node in ast.walk(function):
+        if isinstance(node, ast.Name) and isinstance(node.ctx, (ast.Store, ast.Del)):
+            names.add(node.id)
+        elif isinstance(node, (ast.Global, ast.Nonlocal)):
+            names.update(node.names)
+        elif isinstance(node, ast.ExceptHandler) and node.name:
+            names.add(node.name)
+    return names
+
+
+def renamed(source: str, renames: dict[str, str]) -> str:
+    """The source with each constant named in ``renames`` given its short name, where it is bound
+    and wherever it is read (f-strings included). The same program: :func:`constant_renames` only
+    names constants that nothing inside a function binds."""
+    tree = ast.parse(source)
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Name) and node.id in renames:
+            node.id = renames[node.id]
+    return ast.unparse(tree)
+
+
+def _handler_files() -> list[Path]:
+    return sorted(handler_path("common").parent.glob("*.py"))
 
 
 def minify(source: str) -> str:

@@ -13,6 +13,7 @@ import botocore.exceptions
 from boto3.dynamodb.types import TypeSerializer
 
 from tapstack.local import LocalDeployment
+from tapstack.sources import constant_renames
 
 SENDER = "reminders@example.com"
 #: A Monday, 09:00 UTC.
@@ -155,14 +156,16 @@ def sent_key(channel: str, appointment_time: int = APPOINTMENT_TIME) -> str:
 def function_global(deployment: LocalDeployment, logical_id: str, name: str) -> Any:
     """A module-level name of a deployed function's code (a client, a function): the handler module's
     own, or that of a sibling module it imports from (a function run from its file loads its siblings
-    as separate modules; the inlined copy is one module)."""
+    as separate modules; the inlined copy is one module, where a constant or client has its short
+    name from ``constant_renames``)."""
     module = deployment.functions[deployment.resources[logical_id].ref].module
     namespaces = [vars(module)] + [
         value.__globals__ for value in vars(module).values() if hasattr(value, "__globals__")
     ]
     for namespace in namespaces:
-        if name in namespace:
-            return namespace[name]
+        for candidate in (name, constant_renames().get(name)):
+            if candidate in namespace:
+                return namespace[candidate]
     raise KeyError(f"{logical_id} has no module-level {name}")
 
 

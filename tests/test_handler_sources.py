@@ -59,9 +59,11 @@ def test_the_inlined_code_stands_alone(module: str) -> None:
 
 @pytest.mark.parametrize("module", HANDLERS)
 def test_the_inlined_code_keeps_what_a_console_reader_needs(module: str) -> None:
-    """Minified, but every function and class a stack trace names, every module-level name and every
-    log event keep their names; no docstring, comment, tab or trailing space is left."""
+    """Minified, but every function and class a stack trace names and every log event keep their
+    names, every module-level constant is still there (by its short name); no docstring, comment, tab
+    or trailing space is left."""
     inlined = handler_source(module)
+    renames = sources.constant_renames()
     tree = ast.parse(inlined)
     for part in handler_parts(module):
         source = ast.parse(handler_path(part.module).read_text(encoding="utf-8"))
@@ -73,7 +75,8 @@ def test_the_inlined_code_keeps_what_a_console_reader_needs(module: str) -> None
         kept_names = {
             t.id for n in tree.body if isinstance(n, ast.Assign) for t in n.targets if isinstance(t, ast.Name)
         }
-        assert defined <= kept and assigned <= kept_names
+        assert defined <= kept
+        assert {renames.get(name, name) for name in assigned} <= kept_names
         events = {
             node.args[1].value
             for node in ast.walk(source)
@@ -228,3 +231,32 @@ def test_the_minifier_renames_positional_only_parameters() -> None:
     )
 
     assert "reminder_id" not in code and "def plan(" in code
+
+
+def test_constants_get_one_short_name_in_every_module() -> None:
+    """Constants and clients get short names, the same in every part; functions, classes, imports,
+    ``handler`` and any name a function binds keep theirs."""
+    renames = sources.constant_renames()
+    assert {"REMINDERS_TABLE", "dynamodb", "CHANNELS"} <= renames.keys()
+    assert not {"handler", "log", "RetryableError", "boto3", "os"} & renames.keys()
+    assert len(set(renames.values())) == len(renames)
+    assert all(len(short) == 2 and short.startswith("_") for short in renames.values())
+    for module in HANDLERS:
+        inlined = handler_source(module)
+        assert not any(f"{name}" in _names(inlined) for name in renames)
+
+
+def test_a_constant_shadowed_inside_a_function_keeps_its_name(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "common.py").write_text(
+        "TABLE = 'x'\nLIMIT = 3\n\ndef read(LIMIT):\n    return TABLE, LIMIT\n", encoding="utf-8"
+    )
+    monkeypatch.setattr(sources, "handler_path", lambda module: tmp_path / f"{module}.py")
+    renames = sources.constant_renames()
+    assert renames == {"TABLE": "_a"}
+    namespace: dict[str, Any] = {}
+    exec(sources.renamed((tmp_path / "common.py").read_text(encoding="utf-8"), renames), namespace)  # noqa: S102
+    assert namespace["read"](5) == ("x", 5)
+
+
+def _names(code: str) -> set[str]:
+    return {node.id for node in ast.walk(ast.parse(code)) if isinstance(node, ast.Name)}
