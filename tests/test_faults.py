@@ -10,6 +10,7 @@ SES and SNS accepted (moto keeps every message), per address.
 
 from __future__ import annotations
 
+import functools
 import json
 from collections import Counter
 from collections.abc import Iterator
@@ -48,10 +49,16 @@ WORKFLOW_TYPES = ["EXPRESS", "STANDARD"]
 # ---- the stacks -----------------------------------------------------------------------------------
 
 
+@functools.cache
+def standard_template() -> dict[str, Any]:
+    """The stand-alone template with ``ReminderProps(workflow_type="STANDARD")`` (each deployment
+    copies it)."""
+    return load_template(to_yaml(build_template(ReminderProps(workflow_type="STANDARD"))))
+
+
 @pytest.fixture(scope="session")
 def standard_template_data() -> dict[str, Any]:
-    """The stand-alone template with ``ReminderProps(workflow_type="STANDARD")``."""
-    return load_template(to_yaml(build_template(ReminderProps(workflow_type="STANDARD"))))
+    return standard_template()
 
 
 def deploy_type(
