@@ -730,7 +730,9 @@ runner's (moto, one interpreter), not AWS's; the scale run {parallel}."""
 
 # ---- main ------------------------------------------------------------------------------------------
 
-PARTS = ("build", "reads", "transitions", "scale")
+PARTS = ("build", "reads", "transitions", "scale", "cost", "faults")
+#: Issue 10's parts (benchmarks/runtime.py): they run in this process, after the others.
+RUNTIME_PARTS = ("cost", "faults")
 
 
 def run_part(part: str, args: argparse.Namespace) -> dict[str, Any]:
@@ -742,6 +744,10 @@ def run_part(part: str, args: argparse.Namespace) -> dict[str, Any]:
         return bench_transitions(args.batch)
     if part == "scale":
         return bench_scale(args.scale)
+    if part in RUNTIME_PARTS:
+        from benchmarks import runtime
+
+        return runtime.PARTS[part](args.quick)
     raise ValueError(part)
 
 
@@ -760,6 +766,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--scale", type=int, default=None, help="due reminders of the scale run (default 5000)")
     parser.add_argument("--build-runs", type=int, default=None, help="build.py runs (default 7)")
     parser.add_argument("--only", default=",".join(PARTS), help=f"comma-separated parts of {','.join(PARTS)}")
+
     parser.add_argument(
         "--serial",
         action="store_true",
@@ -805,6 +812,9 @@ def main(argv: list[str] | None = None) -> int:
         results["scale"] = json.loads(output)
     elif "scale" in parts:
         results["scale"] = bench_scale(args.scale)
+    for part in RUNTIME_PARTS:
+        if part in parts:
+            results[part] = run_part(part, args)
     elapsed = time.perf_counter() - started
 
     sections: list[tuple[str, list[tuple[str, str, str]]]] = []
@@ -827,6 +837,22 @@ def main(argv: list[str] | None = None) -> int:
         sections.append(("3. Many due reminders in one schedule run", rows_scale(results["scale"])))
     if "build" in results:
         sections.append(("4. python build.py", rows_build(results["build"])))
+    if "cost" in results or "faults" in results:
+        from benchmarks import runtime
+
+        if "cost" in results:
+            sections.append(("5. Orchestration cost per million reminders", runtime.rows_cost(results["cost"])))
+            sections.append(
+                ("6. Idle month at the default schedule, rate(1 minute)", runtime.rows_idle(results["cost"]))
+            )
+            sections.append(
+                (
+                    "7. Lateness at the default schedule: due time to the provider's call",
+                    runtime.rows_lateness(results["cost"]),
+                )
+            )
+        if "faults" in results:
+            sections.append(("8. Fault runs", runtime.rows_faults(results["faults"])))
     print_table(sections)
     for record in results.get("scale", {}).get("missing", []):
         print(f"no SMS for this reminder: {json.dumps(record, default=str)}")
@@ -837,6 +863,11 @@ def main(argv: list[str] | None = None) -> int:
             parallel="ran in a second process alongside benchmarks 1-2" if parallel else "ran in this process",
         )
     )
+    if "cost" in results:
+        from benchmarks import runtime
+
+        print()
+        print(runtime.assumptions())
     print(f"\nTotal wall time: {elapsed:.0f} s{' (--quick)' if quick else ''}.")
     if args.json:
         args.json.write_text(json.dumps(results, indent=1, default=str), encoding="utf-8")
