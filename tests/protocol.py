@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+import botocore.exceptions
 from botocore.client import BaseClient
 
 from tapstack.local import LocalDeployment
@@ -51,6 +52,15 @@ class Run:
 
 
 SCHEDULED = {"source": "aws.events", "detail-type": "Scheduled Event"}
+
+
+class Crash(BaseException):
+    """A Lambda invocation that dies (a timeout, out of memory): not an exception its handler could catch."""
+
+
+def die() -> None:
+    """An ``after_call`` action: the invocation dies right there."""
+    raise Crash
 
 
 class Workflow:
@@ -138,3 +148,48 @@ def after_call(
     finally:
         for client, event in registered:
             client.meta.events.unregister(event, hook)
+
+
+@contextmanager
+def answers_lost(
+    deployment: LocalDeployment, logical_id: str, operation: str, times: int = 1, error: str = "ReadTimeoutError"
+) -> Iterator[list[int]]:
+    """The function's next ``times`` requests of ``operation`` reach the service, which does the
+    work (a write applied, a message accepted); their answers are lost (``ReadTimeoutError``, as
+    botocore reports a read timeout). botocore's retry mode then decides, as against AWS, whether to
+    repeat the request ("General socket/connection errors" are retried:
+    https://docs.aws.amazon.com/boto3/latest/guide/retries.html). Yields the attempts it acted on."""
+    acted: list[int] = []
+    hooks = []
+    for client in clients(deployment, logical_id):
+        service = client.meta.service_model.service_id.hyphenize()
+
+        def lose(event_name: str, _service: str = service, **_: Any) -> None:
+            if event_name != f"before-send.{_service}.{operation}" or len(acted) >= times:
+                return
+            acted.append(len(acted) + 1)
+            raise getattr(botocore.exceptions, error)(endpoint_url="https://local.invalid/")
+
+        # Handlers of the bare event run after the operation's own, and "last" after moto's, which
+        # answers the request: the service has done the work when this one raises.
+        client.meta.events.register_last("before-send", lose)
+        hooks.append((client, lose))
+    try:
+        yield acted
+    finally:
+        for client, hook in hooks:
+            client.meta.events.unregister("before-send", hook)
+
+
+@contextmanager
+def refused(
+    deployment: LocalDeployment, logical_id: str, service: str, operation: str, code: str, times: int = 1
+) -> Iterator[Any]:
+    """The function's next ``times`` calls of ``operation`` are refused with ``code`` (nothing reaches
+    the service); a refusal not used by the end of the block is withdrawn, so it never hits a later
+    call."""
+    fault = deployment.inject(service, operation, code, times=times, function=logical_id)
+    try:
+        yield fault
+    finally:
+        fault.times = 0

@@ -15,7 +15,7 @@ import pytest
 
 from tapstack.local import LocalDeployment
 from tapstack.timing import CLAIM_LEASE_SECONDS
-from tests.protocol import PROCESSOR, SCHEDULED, SENDERS, Run, Workflow, after_call, change
+from tests.protocol import PROCESSOR, SCHEDULED, SENDERS, Crash, Run, Workflow, after_call, change, die
 from tests.support import DAY, HOUR, appointment, put_appointment, reminder
 
 RID = "a1#1440"
@@ -299,3 +299,63 @@ def flow_now(flow: Workflow) -> int:
     from tests.support import NOW
 
     return NOW
+
+
+# ---- found by exploring: a schedule run's final write carries no version ---------------------------
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="protocol bug: a schedule run's final write (rows 3-5) is conditional on the reminder being open"
+    " and on its appointment time, not on the change it decided from; a re-booking at the same time"
+    " keeps both, so a decision read before it lands after it, and the re-booking's retried processor"
+    " cannot plan (same version) or claim (not open) again: the reminder is lost",
+)
+def test_a_schedule_run_s_stale_cancel_does_not_undo_a_rebooking_at_the_same_time(flow: Workflow, clock: Any) -> None:
+    book(flow, DAY + HOUR, 1)
+    clock.shift(HOUR)  # a1#1440 is due
+    put_appointment(flow.deployment, appointment("a1", DAY + HOUR, status="CANCELLED"))  # change 2, on its way
+    schedule = Run(SCHEDULED)
+    rebooking = Run([change("a1", "MODIFY", 2), change("a1", "MODIFY", 3)])
+
+    def rebooked_and_its_processor_dies_before_claiming() -> None:
+        """The booking app books a1 again at the same time (change 3). The stream run of both
+        changes records change 3 on the reminder (its plan for that time stands: row 1b), then its
+        invocation times out before it claims the reminder; the workflow retries it a moment later."""
+        put_appointment(flow.deployment, appointment("a1", DAY + HOUR))
+        with after_call(flow.deployment, PROCESSOR, "UpdateItem", die, nth=2), pytest.raises(Crash):
+            flow.process(rebooking)
+        assert reminder(flow.deployment, RID)["state"] == "PENDING"
+
+    # The schedule run read a1 cancelled; before it writes CANCELLED, the re-booking happens.
+    with after_call(flow.deployment, PROCESSOR, "BatchGetItem", rebooked_and_its_processor_dies_before_claiming) as ran:
+        flow.process(schedule)
+    assert ran == [1]
+    flow.process(rebooking, retry=1)  # the workflow's retry of the re-booking's processor
+    flow.deliver(rebooking)
+    clock.shift(CLAIM_LEASE_SECONDS + 1)
+    flow.complete(Run(SCHEDULED))
+    record = reminder(flow.deployment, RID)
+    assert (record["state"], record.get("reason")) != ("CANCELLED", "AppointmentCancelled"), "a1 is booked"
+    assert len(flow.emails()) == 1, "the re-booked appointment is reminded: nothing lost"
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="protocol bug: the sent ledger holds 'went out' and 'may have gone out' alike, so after a"
+    " re-plan for the same time a channel whose attempt died after its mark (nothing sent) is answered"
+    " SENT AlreadySent, and the reminder recorded SENT; within one plan the same mark is FAILED OutcomeUnknown",
+)
+def test_an_attempt_that_died_after_its_mark_is_not_said_sent_after_a_replan(flow: Workflow, clock: Any) -> None:
+    book(flow, DAY + HOUR, 1, notificationChannels={"email"})
+    clock.shift(HOUR)
+    run = claimed(flow)
+    (job,) = run.jobs
+    # The email's sender dies after its mark, before SES is called: nothing went out.
+    with after_call(flow.deployment, SENDERS["email"], "UpdateItem", die), pytest.raises(Crash):
+        flow.send(run, job, "email")
+    cancel(flow, DAY + HOUR, 2)
+    book(flow, DAY + HOUR, 3, notificationChannels={"email"})  # booked again for the same time: due at once
+    assert flow.emails() == [], "never sent twice: the mark may hide a message that went out"
+    record = reminder(flow.deployment, RID)
+    assert record["state"] != "SENT", f"nothing went out, the record says {record['emailResult']}"
