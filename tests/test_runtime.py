@@ -89,11 +89,6 @@ def test_standard_an_end_to_end_reminder(standard: LocalDeployment, clock: Any) 
     assert sent_at["a1#1440"] == NOW + 2 * MINUTE, "the first schedule run after it was due"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="tapstack/local/deployment.py creates the state machine without the template's "
-    "EncryptionConfiguration (moto accepts it), so the runner reports AWS's own key",
-)
 def test_standard_execution_data_is_encrypted_with_the_stacks_key(standard: LocalDeployment) -> None:
     """A Standard workflow keeps its executions' inputs in its history: the template encrypts them
     with the stack's key, and the deployed state machine should say so."""

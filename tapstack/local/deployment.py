@@ -418,6 +418,7 @@ class LocalDeployment:
             definition=json.dumps(definition),
             roleArn=properties["RoleArn"],
             type=properties.get("StateMachineType", "STANDARD"),
+            **_state_machine_configuration(properties),
         )["stateMachineArn"]
         return Deployed("AWS::StepFunctions::StateMachine", arn, {"Arn": arn, "Name": name})
 
@@ -819,3 +820,38 @@ def _serialize(item: dict[str, Any]) -> dict[str, Any]:
 
 
 __all__ = ["FunctionError", "LocalDeployment", "UnsupportedTemplate", "load_template"]
+
+
+#: CloudFormation's property of a state machine → the CreateStateMachine parameter and the names of
+#: its fields (https://docs.aws.amazon.com/step-functions/latest/apireference/API_CreateStateMachine.html,
+#: API_EncryptionConfiguration.html, API_LoggingConfiguration.html, API_TracingConfiguration.html).
+_STATE_MACHINE_CONFIGURATION = {
+    "EncryptionConfiguration": (
+        "encryptionConfiguration",
+        {"Type": "type", "KmsKeyId": "kmsKeyId", "KmsDataKeyReusePeriodSeconds": "kmsDataKeyReusePeriodSeconds"},
+    ),
+    "LoggingConfiguration": (
+        "loggingConfiguration",
+        {"Level": "level", "IncludeExecutionData": "includeExecutionData", "Destinations": "destinations"},
+    ),
+    "TracingConfiguration": ("tracingConfiguration", {"Enabled": "enabled"}),
+}
+
+
+def _state_machine_configuration(properties: dict[str, Any]) -> dict[str, Any]:
+    """The state machine's encryption, logging and tracing as CreateStateMachine takes them, for the
+    fields the template sets (moto stores them and DescribeStateMachine returns them)."""
+    arguments: dict[str, Any] = {}
+    for name, (parameter, fields) in _STATE_MACHINE_CONFIGURATION.items():
+        if name in properties:
+            arguments[parameter] = {fields[key]: _api_shape(value) for key, value in properties[name].items()}
+    return arguments
+
+
+def _api_shape(value: Any) -> Any:
+    """A log destination as the API spells it (``cloudWatchLogsLogGroup.logGroupArn``)."""
+    if isinstance(value, list):
+        return [
+            {"cloudWatchLogsLogGroup": {"logGroupArn": item["CloudWatchLogsLogGroup"]["LogGroupArn"]}} for item in value
+        ]
+    return value
