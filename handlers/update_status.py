@@ -40,14 +40,32 @@ METRICS = {
 
 
 def classify(delivery: list[dict[str, str]]) -> list[dict[str, str]]:
-    """Each channel's result, an ``ERROR`` from the workflow turned into ``DEFERRED`` or ``FAILED``."""
+    """Each channel's result, an ``ERROR`` from the workflow turned into ``DEFERRED`` or ``FAILED``,
+    its reason the provider's error code when the sender named one."""
     results = []
     for result in delivery:
         if result["status"] == "ERROR":
-            status = "DEFERRED" if DEFERRABLE.match(result.get("reason", "")) else "FAILED"
-            result = {**result, "status": status}
+            reason = result.get("reason", "")
+            status = "DEFERRED" if DEFERRABLE.match(reason) else "FAILED"
+            result = {"channel": result["channel"], "status": status, "reason": provider_code(reason, result)}
         results.append(result)
     return results
+
+
+def provider_code(error: str, result: dict[str, str]) -> str:
+    """The provider's error code a sender's ``RetryableError("Throttling")`` carries, else the
+    error's name. For a Lambda task, Step Functions' ``Error`` is the function's ``errorType`` and
+    ``Cause`` the function's error as JSON (``{"errorMessage": ..., "errorType": ...}``); a timeout's
+    or Lambda's own cause is plain text
+    (https://docs.aws.amazon.com/step-functions/latest/dg/concepts-error-handling.html). The cause is
+    never kept: it may hold a stack trace."""
+    if error != "RetryableError":
+        return error
+    try:
+        message = json.loads(result.get("cause", ""))["errorMessage"]
+    except (ValueError, TypeError, KeyError):
+        return error
+    return message[:64] if isinstance(message, str) and message else error
 
 
 def state_of(results: list[dict[str, str]]) -> str:
@@ -55,6 +73,15 @@ def state_of(results: list[dict[str, str]]) -> str:
     one failed, SKIPPED when none could be attempted."""
     statuses = {result["status"] for result in results}
     return next((state for state in ("DEFERRED", "SENT", "FAILED") if state in statuses), "SKIPPED")
+
+
+def retry_at(now: int, deferrals: int, appointment_time: int) -> int:
+    """When a deferred reminder is tried again: a minute after its first deferral, twice as long after
+    each next one, up to 15 minutes; but never past the last schedule run before the appointment
+    (a minute before it), so that a provider that recovers in time still gets the reminder out."""
+    backoff = min(FIRST_BACKOFF_SECONDS << (deferrals - 1), LONGEST_BACKOFF_SECONDS)  # 60 × 2^(n-1)
+    last_chance = max(now + FIRST_BACKOFF_SECONDS, appointment_time - FIRST_BACKOFF_SECONDS)
+    return min(now + backoff, last_chance)
 
 
 def record(event: dict[str, Any], state: str, results: list[dict[str, str]]) -> bool:
@@ -71,9 +98,8 @@ def record(event: dict[str, Any], state: str, results: list[dict[str, str]]) -> 
             updates.append(f"{channel}Result = :{channel}")
     if state == "DEFERRED":
         deferrals = int(event.get("deferrals", 0)) + 1
-        backoff = min(FIRST_BACKOFF_SECONDS * 2 ** (deferrals - 1), LONGEST_BACKOFF_SECONDS)
         why = next(result.get("reason", "") for result in results if result["status"] == "DEFERRED")
-        values.update(p="PENDING", a=now + backoff, n=deferrals, r=why)
+        values.update(p="PENDING", a=retry_at(now, deferrals, int(event["appointmentTime"])), n=deferrals, r=why)
         updates += ["#s = :p", "attemptAt = :a", "deferrals = :n", "deferReason = :r"]
         removed = "claimToken, claimExpiresAt"
     else:

@@ -105,7 +105,12 @@ def delivery_branch(channel: str, state: str, function: str, timeout: int) -> di
             ),
             error: {
                 "Type": "Pass",
-                "Parameters": {"channel": channel, "status": "ERROR", "reason.$": "$.error.Error"},
+                "Parameters": {
+                    "channel": channel,
+                    "status": "ERROR",
+                    "reason.$": "$.error.Error",
+                    "cause.$": "$.error.Cause",  # the function's error as JSON: UpdateStatus reads the provider's code
+                },
                 "End": True,
             },
         },

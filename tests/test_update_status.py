@@ -245,6 +245,67 @@ def test_a_channel_error_is_deferred_when_transient_and_failed_otherwise(
     assert [json.loads(e["Message"])["delivery"][1]["status"] for e in events()] == ["FAILED"] * len(failed)
 
 
+@pytest.mark.parametrize(
+    ("cause", "reason"),
+    [
+        (json.dumps({"errorMessage": "Throttling", "errorType": "RetryableError"}), "Throttling"),
+        (json.dumps({"errorMessage": "", "errorType": "RetryableError"}), "RetryableError"),
+        (json.dumps({"errorType": "RetryableError"}), "RetryableError"),
+        (json.dumps(["not", "an", "error"]), "RetryableError"),
+        ("Task timed out after 30.00 seconds", "RetryableError"),
+        (None, "RetryableError"),
+    ],
+)
+def test_a_deferral_s_reason_is_the_provider_s_code_from_the_error_s_cause(
+    deployment: LocalDeployment, cause: str | None, reason: str
+) -> None:
+    """For a Lambda task, Step Functions' ``Error`` is the function's errorType and ``Cause`` its
+    error as JSON: a sender's ``RetryableError("Throttling")`` is recorded as ``Throttling``. A cause
+    that is not such JSON (a timeout's text) or has no message leaves the error's name; the cause,
+    which may hold a stack trace, is never stored."""
+    claim(deployment)
+    refused = {**sms("ERROR", "RetryableError"), **({"cause": cause} if cause is not None else {})}
+
+    assert update(deployment, [email("SKIPPED", "ChannelNotRequested"), refused])["state"] == "DEFERRED"
+
+    item = stored(deployment)
+    assert item["deferReason"] == reason
+    assert "cause" not in json.dumps(item, default=str)
+
+
+def test_a_permanent_error_s_cause_is_not_stored_or_announced(
+    deployment: LocalDeployment, events: Callable[[], list[dict[str, Any]]]
+) -> None:
+    claim(deployment)
+    failed = {**sms("ERROR", "KeyError"), "cause": json.dumps({"errorMessage": "'x'", "stackTrace": ["..."]})}
+
+    assert update(deployment, [email("SKIPPED", "ChannelNotRequested"), failed])["state"] == "FAILED"
+
+    assert stored(deployment)["smsResult"] == recorded(sms("FAILED", "KeyError"))
+    assert "stackTrace" not in json.dumps(events())
+
+
+@pytest.mark.parametrize(
+    ("minutes_ahead", "deferrals", "retry_in"),
+    [
+        (60, 4, 8 * 60),  # the backoff ends well before the appointment
+        (3, 4, 2 * 60),  # 8 minutes would pass the appointment: a minute before it
+        (10, 1, 60),
+        (1, 3, 60),  # never sooner than a minute: the next run decides it is too late
+    ],
+)
+def test_a_deferral_never_waits_past_the_last_run_before_the_appointment(
+    deployment: LocalDeployment, minutes_ahead: int, deferrals: int, retry_in: int
+) -> None:
+    appointment_time = NOW + minutes_ahead * 60
+    claim(deployment, appointmentTime=appointment_time)
+    delivery = [email("SKIPPED", "ChannelNotRequested"), sms("ERROR", "RetryableError")]
+
+    deployment.invoke(FUNCTION, job(TOKEN, appointment_time, deferrals=deferrals - 1, delivery=delivery))
+
+    assert stored(deployment)["attemptAt"] == NOW + retry_in
+
+
 # ---- row 11: a deferral -------------------------------------------------------------------------
 
 
