@@ -115,8 +115,12 @@ def refusal(channel: str, job: dict[str, Any], attempt: str, old: dict[str, Any]
         return answer(channel, "FAILED", "OutcomeUnknown")  # it died mid-send: it may have sent
     if result:  # final already, from this claim or an earlier one of this plan: not sent again
         return answer(channel, result["status"], result.get("reason"), **_message_id(result))
-    if key in old.get("sent", {}).get("SS", []):
+    if key in old.get("delivered", {}).get("SS", []):
         return answer(channel, "SENT", "AlreadySent")  # for this appointment time, by an earlier plan
+    if key in old.get("sent", {}).get("SS", []):
+        # An earlier plan's attempt for this time may have sent it (it died after its mark, or its
+        # answer was lost): never sent again, and not said sent either.
+        return answer(channel, "FAILED", "OutcomeUnknown")
     return answer(channel, "SKIPPED", "ClaimLost")
 
 
@@ -126,13 +130,21 @@ def _message_id(result: dict[str, str]) -> dict[str, str]:
 
 def finish(channel: str, job: dict[str, Any], attempt: str, result: dict[str, Any], went_out: bool) -> None:
     """Record the outcome over this attempt's own mark, whatever became of the claim: sent is sent.
-    Unless the message went out, or may have, the appointment time also leaves ``sent``."""
-    gone = {} if went_out else {"k": {f"{channel}@{job['appointmentTime']}"}}
-    expression = "SET #r = :m" + ("" if went_out else " DELETE sent :k")
+    A message the provider accepted adds the appointment time to ``delivered``; one that did not go
+    out, and cannot have, takes it out of ``sent``."""
+    key = {f"{channel}@{job['appointmentTime']}"}
+    if result["status"] == "SENT":
+        expression, values = "SET #r = :m ADD delivered :k", {"k": key}
+    elif not went_out:
+        expression, values = "SET #r = :m DELETE sent :k", {"k": key}
+    else:
+        expression, values = "SET #r = :m", {}
     result = {**result, "token": job["claimToken"], "attempt": attempt}
-    written, after = write(job, channel, expression, "#r.#a = :a", m=stored(result), a=attempt, **gone)
+    written, after = write(job, channel, expression, "#r.#a = :a", m=stored(result), a=attempt, **values)
     if not written:  # the mark is gone: the reminder was re-planned meanwhile (its time stays in sent)
         log("ERROR", "mark_not_recorded", reminderId=job["reminderId"], error="ConditionalCheckFailedException")
+        if result["status"] == "SENT":  # went out all the same: a plan for this time again must know it
+            write(job, channel, "ADD delivered :k", "attribute_exists(reminderId)", k=key)
         return
     if result["status"] == "SENT" and after.get("state") == {"S": "CANCELLED"}:
         # The appointment was cancelled while this message was on its way: the record says it went out.

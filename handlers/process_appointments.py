@@ -204,10 +204,11 @@ def write(reminder_id: str, expression: str, condition: str, **values: Any) -> t
 
 def went_out(item: dict[str, Any]) -> bool:
     """Whether a reminder went out for the time the record is planned for: a channel of this plan
-    was sent, or an earlier plan's was (``sent``, kept across re-plans, holds the time of a channel
-    this plan has no result for). A send of this plan still in flight does not count: its sender
-    records what became of it (row 8b)."""
-    ledger = set(item.get("sent", {}).get("SS", []))
+    was sent, or an earlier plan's was (``delivered``, kept across re-plans, holds the time of each
+    channel a provider accepted). A send still in flight, or one that died after its mark, is in
+    ``sent`` only: it may not have gone out, so it does not count (its sender, or the next one,
+    records what became of it: rows 8b and 7)."""
+    ledger = set(item.get("delivered", {}).get("SS", []))
     at = item.get("appointmentTime", {}).get("N")
     for channel in CHANNELS:
         result = item.get(f"{channel}Result", {}).get("M")
@@ -277,7 +278,9 @@ def plan(run: Run, appointment_id: str, offset: int, raw: dict[str, Any] | None,
             write(reminder_id, "version = :v", f"attribute_exists(reminderId) AND {newer}", **stamp)
         return outcome
     start = appointment["time"]
-    due = start - 60 * offset
+    # Due an offset before the appointment, or now for a booking made inside that window: the
+    # lateness metric measures from when the reminder could first have gone out.
+    due = max(start - 60 * offset, run.now)
     written, old = write(
         reminder_id,
         "#s = :p, appointmentId = :a, offsetMinutes = :m, appointmentTime = :t, dueAt = :d, dueShard = :h,"
@@ -295,11 +298,13 @@ def plan(run: Run, appointment_id: str, offset: int, raw: dict[str, Any] | None,
         c="CANCELLED",
         **stamp,
     )
+    current = old.get("version", {}).get("S")  # the item as written, or as it was when refused
     if written:
         log("INFO", "reminder_pending", reminderId=reminder_id)
-    elif version and old.get("version", {"S": ""})["S"] < version:
+    elif version and (current or "") < version:
         # Planned for this time already: record the change, so that no older one undoes it.
         write(reminder_id, "version = :v", f"attribute_exists(reminderId) AND {newer}", **stamp)
+        current = version
     if due > run.now:
         return "pending" if written else "unchanged"
     record = {
@@ -311,6 +316,7 @@ def plan(run: Run, appointment_id: str, offset: int, raw: dict[str, Any] | None,
         # whose deferrals set the status updater's next backoff should this run claim it.
         "deferrals": int(old.get("deferrals", {"N": 0})["N"]) if old else 0,
         "tried": False,
+        "version": current,
     }
     return settle(run, record, raw)
 
@@ -321,9 +327,14 @@ def settle(run: Run, record: dict[str, Any], raw: dict[str, Any] | None) -> str:
     still being open and planned for the time decided on."""
     reminder_id, offset, planned = record["reminderId"], record["offsetMinutes"], record["appointmentTime"]
     appointment, why = parse(raw)
-    still = f"{OPEN} AND appointmentTime = :t"
+    # The decision stands only on the record it was made from: still open, planned for the same time,
+    # and at the same version. A newer change applied meanwhile (a cancel then a re-booking at the
+    # same time moves only the version) refuses a decision made from an older read of the appointment.
+    version = record["version"]
+    still = f"{OPEN} AND appointmentTime = :t AND " + ("version = :v" if version else "attribute_not_exists(version)")
+    stamp = {"now": run.now, "t": planned, **({"v": version} if version else {})}
     if offset not in OFFSETS or appointment is None:
-        return finalize(reminder_id, "CANCELLED", why or "OffsetRemoved", still, now=run.now, t=planned)
+        return finalize(reminder_id, "CANCELLED", why or "OffsetRemoved", still, **stamp)
     if appointment["time"] != planned:
         # Moved, and its change not planned yet: that change, from the stream, re-plans it.
         return "unchanged"
@@ -331,11 +342,11 @@ def settle(run: Run, record: dict[str, Any], raw: dict[str, Any] | None) -> str:
         # A reminder that was tried (deferred, or a channel attempted) and could not go out in time
         # failed; one that was never tried was skipped.
         state, reason = ("FAILED", "NotSentBeforeAppointment") if record["tried"] else ("SKIPPED", "AppointmentStarted")
-        return finalize(reminder_id, state, reason, still, now=run.now, t=planned)
+        return finalize(reminder_id, state, reason, still, **stamp)
     if any(smaller < offset and planned - 60 * smaller <= run.now for smaller in OFFSETS):
-        return finalize(reminder_id, "SKIPPED", "Superseded", still, now=run.now, t=planned)
+        return finalize(reminder_id, "SKIPPED", "Superseded", still, **stamp)
     if not appointment["channels"]:
-        return finalize(reminder_id, "SKIPPED", "NoChannelRequested", still, now=run.now, t=planned)
+        return finalize(reminder_id, "SKIPPED", "NoChannelRequested", still, **stamp)
     job = {
         "reminderId": reminder_id,
         "claimToken": run.token,
@@ -374,6 +385,7 @@ def record_of(item: dict[str, Any]) -> dict[str, Any]:
         "dueAt": int(item["dueAt"]["N"]),
         "deferrals": int(item.get("deferrals", {"N": 0})["N"]),
         "tried": "deferrals" in item or any(f"{channel}Result" in item for channel in CHANNELS),
+        "version": item.get("version", {}).get("S"),
     }
 
 

@@ -79,7 +79,7 @@ def retry_at(now: int, deferrals: int, appointment_time: int) -> int:
     """When a deferred reminder is tried again: a minute after its first deferral, twice as long after
     each next one, up to 15 minutes; but never past the last schedule run before the appointment
     (a minute before it), so that a provider that recovers in time still gets the reminder out."""
-    backoff = min(FIRST_BACKOFF_SECONDS << (deferrals - 1), LONGEST_BACKOFF_SECONDS)  # 60 × 2^(n-1)
+    backoff = min(FIRST_BACKOFF_SECONDS << (deferrals - 1), LONGEST_BACKOFF_SECONDS)  # 60 s times 2 to the n-1
     last_chance = max(now + FIRST_BACKOFF_SECONDS, appointment_time - FIRST_BACKOFF_SECONDS)
     return min(now + backoff, last_chance)
 
@@ -91,11 +91,14 @@ def record(event: dict[str, Any], state: str, results: list[dict[str, str]]) -> 
     now = int(time.time())
     values: dict[str, Any] = {"t": event["claimToken"], "sending": "SENDING", "at": event["appointmentTime"], "u": now}
     updates = ["updatedAt = :u"]
+    delivered: set[str] = set()
     for result in results:
         if result["status"] != "DEFERRED":  # a deferred channel keeps its mark, if it has one
             channel = result["channel"]
             values[channel] = {"M": {k: {"S": str(v)} for k, v in {**result, "token": event["claimToken"]}.items()}}
             updates.append(f"{channel}Result = :{channel}")
+        if result["status"] == "SENT":  # as its sender does, should the sender's own write have failed
+            delivered.add(f"{result['channel']}@{event['appointmentTime']}")
     if state == "DEFERRED":
         deferrals = int(event.get("deferrals", 0)) + 1
         why = next(result.get("reason", "") for result in results if result["status"] == "DEFERRED")
@@ -106,11 +109,15 @@ def record(event: dict[str, Any], state: str, results: list[dict[str, str]]) -> 
         values["s"] = state
         updates.append("#s = :s")
         removed = "claimToken, claimExpiresAt, dueShard, attemptAt"
+    added = ""
+    if delivered:
+        values["d"] = delivered
+        added = " ADD delivered :d"
     written, old = conditional_update(
         dynamodb,
         REMINDERS_TABLE,
         {"reminderId": {"S": event["reminderId"]}},
-        f"SET {', '.join(updates)} REMOVE {removed}",
+        f"SET {', '.join(updates)} REMOVE {removed}{added}",
         "claimToken = :t AND #s = :sending AND appointmentTime = :at",
         {"#s": "state"},
         **values,

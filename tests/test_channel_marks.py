@@ -326,10 +326,17 @@ def test_a_final_result_of_this_plan_is_answered_again_without_sending(
 
 def test_the_sent_set_stops_a_time_already_sent_and_only_that(deployment: LocalDeployment, channel: Channel) -> None:
     """Re-planned (moved away and back) after the channel went out for this very time: the new plan
-    has no result, but ``sent`` remembers. What went out for another time or channel does not count."""
-    before = claimed_reminder(deployment, TOKEN, sent={channel.key})
+    has no result, but ``sent`` and ``delivered`` remember. A time in ``sent`` only (an attempt that
+    died after its mark, or whose answer was lost) may have gone out: not sent again, and not said
+    sent (issue 13). What went out for another time or channel does not count."""
+    before = claimed_reminder(deployment, TOKEN, sent={channel.key}, delivered={channel.key})
 
     assert send(deployment, channel) == {"channel": channel.name, "status": "SENT", "reason": "AlreadySent"}
+    assert stored(deployment) == before
+
+    before = claimed_reminder(deployment, TOKEN, sent={channel.key})
+
+    assert send(deployment, channel) == {"channel": channel.name, "status": "FAILED", "reason": "OutcomeUnknown"}
     assert stored(deployment) == before
     assert provider_calls(deployment, channel) == 0
 
@@ -381,10 +388,12 @@ def test_a_lost_answer_is_failed_and_never_resent(deployment: LocalDeployment, c
         assert (item[channel.result]["status"], item[channel.result]["reason"]) == ("FAILED", error)
         assert item["sent"] == {channel.key}
         assert send(deployment, channel) == answer, "a retry of this claim answers from the record"
+        assert "delivered" not in item, "not known to have gone out"
         # A later claim of a new plan for the same time (re-planned after a move and back): no
-        # result, but the time is in `sent`.
+        # result, but the time is in `sent`: never sent again, and not said sent either.
         claimed_reminder(deployment, OTHER, sent=item["sent"])
-        assert send(deployment, channel, OTHER) == {"channel": channel.name, "status": "SENT", "reason": "AlreadySent"}
+        unknown = {"channel": channel.name, "status": "FAILED", "reason": "OutcomeUnknown"}
+        assert send(deployment, channel, OTHER) == unknown
         assert provider_calls(deployment, channel) == sent
 
 
@@ -506,7 +515,7 @@ def test_moved_while_in_flight_and_moved_back_the_time_is_not_sent_again(
     # The outcome could not be written over a mark the re-plan removed; the provider call is in `sent`.
     item = stored(deployment)
     assert (item["state"], item["appointmentTime"]) == ("PENDING", NOW + 2 * DAY)
-    assert channel.result not in item and item["sent"] == {channel.key}
+    assert channel.result not in item and item["sent"] == item["delivered"] == {channel.key}
     error = {
         "level": "ERROR",
         "event": "mark_not_recorded",

@@ -141,9 +141,10 @@ def book(deployment: LocalDeployment, appointment_id: str, starts_in: int, seque
 
 def planned(reminder_id: str, starts: int, sequence: str | None, **fields: Any) -> dict[str, Any]:
     """Reminder ``reminder_id`` as row 1 leaves it now: PENDING for an appointment at ``starts``, in
-    the due index at its due time. ``fields`` add or replace attributes (None leaves one out)."""
+    the due index at its due time (now, for a booking made inside the offset's window). ``fields``
+    add or replace attributes (None leaves one out)."""
     appointment_id, _, offset = reminder_id.rpartition("#")
-    due = starts - 60 * int(offset)
+    due = max(starts - 60 * int(offset), now())
     item = {
         "reminderId": reminder_id,
         "appointmentId": appointment_id,

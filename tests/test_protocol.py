@@ -304,13 +304,6 @@ def flow_now(flow: Workflow) -> int:
 # ---- found by exploring: a schedule run's final write carries no version ---------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="protocol bug: a schedule run's final write (rows 3-5) is conditional on the reminder being open"
-    " and on its appointment time, not on the change it decided from; a re-booking at the same time"
-    " keeps both, so a decision read before it lands after it, and the re-booking's retried processor"
-    " cannot plan (same version) or claim (not open) again: the reminder is lost",
-)
 def test_a_schedule_run_s_stale_cancel_does_not_undo_a_rebooking_at_the_same_time(flow: Workflow, clock: Any) -> None:
     book(flow, DAY + HOUR, 1)
     clock.shift(HOUR)  # a1#1440 is due
@@ -340,12 +333,6 @@ def test_a_schedule_run_s_stale_cancel_does_not_undo_a_rebooking_at_the_same_tim
     assert len(flow.emails()) == 1, "the re-booked appointment is reminded: nothing lost"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="protocol bug: the sent ledger holds 'went out' and 'may have gone out' alike, so after a"
-    " re-plan for the same time a channel whose attempt died after its mark (nothing sent) is answered"
-    " SENT AlreadySent, and the reminder recorded SENT; within one plan the same mark is FAILED OutcomeUnknown",
-)
 def test_an_attempt_that_died_after_its_mark_is_not_said_sent_after_a_replan(flow: Workflow, clock: Any) -> None:
     book(flow, DAY + HOUR, 1, notificationChannels={"email"})
     clock.shift(HOUR)

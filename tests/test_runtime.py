@@ -188,11 +188,6 @@ def test_the_lateness_metric_sees_an_outage_and_retried_throttling_pages_nothing
     assert execution_statuses(express) == Counter({"SUCCEEDED": len(express.executions())}), "no execution failed"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="process_appointments.py measures OverdueSeconds from dueAt (appointment time - offset), which for a "
-    "booking made inside its offset's window is before the booking existed: a reminder one minute late pages",
-)
 def test_a_short_notice_reminder_deferred_once_is_not_reported_an_hour_late(
     express: LocalDeployment, clock: Any
 ) -> None:

@@ -158,6 +158,7 @@ def test_a_final_outcome_is_recorded_announced_and_counted(
             "state": state,
             "updatedAt": NOW,
             **{f"{r['channel']}Result": recorded(r) for r in results},
+            **_delivered(results),
         }, delivery
         (event,) = events()
         # Ids, the state and the channels' outcomes: no address, number, name or text.
@@ -329,6 +330,7 @@ def test_a_deferral_returns_the_reminder_to_the_due_index_with_a_growing_backoff
             "deferReason": "RetryableError",
             "updatedAt": NOW,
             "emailResult": recorded(SENT_EMAIL),
+            "delivered": {sent_key("email")},
             "smsResult": SMS_MARK,  # untouched: the next claim's sender reads it
         }, deferrals
         assert due_now(deployment, NOW + backoff - 1) == [], deferrals
@@ -525,3 +527,9 @@ def test_the_inlined_copy_records_the_same(deploy: Callable[..., LocalDeployment
         "recorded": True,
     }
     assert stored(deployment)["state"] == "SENT" and "claimToken" not in stored(deployment)
+
+
+def _delivered(results: list[dict[str, str]]) -> dict[str, set[str]]:
+    """``delivered`` as UpdateStatus adds to it: the time of each channel sent (as its sender does)."""
+    sent = {sent_key(r["channel"]) for r in results if r["status"] == "SENT"}
+    return {"delivered": sent} if sent else {}
