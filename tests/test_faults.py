@@ -29,6 +29,7 @@ from tapstack.local.faults import (
     sns_refusing,
     table_throttling,
     tally,
+    throttle,
 )
 from tapstack.render import to_yaml
 from tapstack.triggers import PIPE_MAXIMUM_RETRY_ATTEMPTS
@@ -450,6 +451,61 @@ def test_table_throttling_beyond_the_retries_dead_letters_the_batch_and_nothing_
         result = tally(stack, {"email": emails, "sms": {f"+1555555012{i[1]}" for i in ids}})
         assert result.sent["email"] == Counter(dict.fromkeys(emails, 2)), "one per offset"
         assert result.states == Counter({"SENT": 6})
+
+
+def test_the_table_throttling_a_share_of_every_write_while_bookings_are_planned_sends_each_channel_once(
+    stack: LocalDeployment, clock: Any
+) -> None:
+    """The third fault run at a small size: four short-notice bookings (due at once, so the pipe's
+    own run plans, claims and sends them) reach the pipe while the Reminders table refuses 30 % of
+    every function's writes: the processor's plans and claims, the senders' channel marks,
+    UpdateStatus's outcome. Then the table recovers. An operator acts on what the alarms show: with
+    Express, replays the pipe's dead letters; with Standard (the pipe does not wait for the run, so
+    there are none), starts each failed planning run again with its input. The schedule then runs
+    every minute. Each customer gets each channel exactly once, nothing is FAILED, and every
+    deferral on a record is one that UpdateStatus reported, with its reason."""
+    expected = book_customers(stack, DAY - HOUR, gap=0)
+    throttling = throttle(stack, "dynamodb", "UpdateItem", DYNAMODB_THROTTLING, rate=0.3, seed=10)
+
+    stack.run_pipe()
+    stack.wait()
+    throttling.lift()
+
+    assert throttling.refused > 0, "the table did refuse"
+    assert execution_statuses(stack)["FAILED"] >= 1, "a planning run failed past the workflow's retries"
+    if stack.state_machine_type == "EXPRESS":
+        assert pipe_calls(stack, "StartSyncExecution") > 1, "and the pipe retried its batch"
+        replay_dead_letters(stack)
+    else:
+        kept_inputs = failed_planning_inputs(stack)
+        assert kept_inputs, "the pipe does not retry a Standard run: its input is kept for a redrive"
+        for kept in kept_inputs:
+            stack.start_execution(kept)
+    stack.wait()
+    run_minutes(stack, clock, 15)
+
+    result = tally(stack, expected)
+    assert result.exactly_once_nothing_failed, (result.sent, result.states)
+    assert result.states == Counter({"SENT": 4})
+    deferred = deferred_outcomes(stack)
+    for appointment_id in CUSTOMERS:
+        record = reminder(stack, f"{appointment_id}#1440")
+        assert record is not None
+        assert record.get("deferrals", 0) == deferred[record["reminderId"]], record
+        assert ("deferReason" in record) == (deferred[record["reminderId"]] > 0), record
+    assert dead_letters_waiting(stack) == 0
+
+
+def failed_planning_inputs(deployment: LocalDeployment) -> list[Any]:
+    """The input of every failed execution started by the pipe (a list of changes), as a
+    Standard execution's history keeps it for a redrive."""
+    sfn = deployment.client("stepfunctions")
+    inputs = [
+        json.loads(sfn.describe_execution(executionArn=e["executionArn"])["input"])
+        for e in deployment.wait()
+        if e["status"] == "FAILED"
+    ]
+    return [kept for kept in inputs if isinstance(kept, list)]
 
 
 def stream_sequences(deployment: LocalDeployment) -> dict[str, str]:
