@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Benchmarks of the appointment-reminder stack, run on the local runner (moto, in-process).
 
-    .venv/bin/python benchmarks/run.py            # everything, full sizes (about 25 minutes on 2 busy cores)
+    .venv/bin/python benchmarks/run.py            # everything, full sizes (about 40 minutes on 2 busy cores)
     .venv/bin/python benchmarks/run.py --quick    # small sizes, for development (about 3 minutes)
     .venv/bin/python benchmarks/run.py --only reads,build --appointments 20000
     .venv/bin/python benchmarks/run.py --only cost,faults   # issue 10's figures (benchmarks/runtime.py)
