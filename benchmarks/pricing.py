@@ -101,7 +101,7 @@ ASSUMPTIONS = [
     "ALL) 1 more, 2 when its key changes; a refused conditional write 1 per KB of the existing item (at least 1, "
     "assumed); RRU = Query 0.5 per 4 KB read (the index is eventually consistent), at least 0.5; BatchGetItem "
     "(consistent) 1 per 4 KB per item, 1 for an item not found (assumed)",
-    "not counted: SES and SMS messages, SNS delivery events, Pipes requests (shown apart), log ingestion except "
+    "not counted: SES and SMS messages, SNS delivery events, Pipes requests, log ingestion except "
     "in the idle month, KMS, alarms (README.md's fixed costs)",
 ]
 

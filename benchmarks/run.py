@@ -1,9 +1,10 @@
 #!/usr/bin/env python3
 """Benchmarks of the appointment-reminder stack, run on the local runner (moto, in-process).
 
-    .venv/bin/python benchmarks/run.py            # everything, full sizes (about 10 minutes on 2 busy cores)
-    .venv/bin/python benchmarks/run.py --quick    # small sizes, for development (well under a minute)
+    .venv/bin/python benchmarks/run.py            # everything, full sizes (about 40 minutes on 2 busy cores)
+    .venv/bin/python benchmarks/run.py --quick    # small sizes, for development (about 3 minutes)
     .venv/bin/python benchmarks/run.py --only reads,build --appointments 20000
+    .venv/bin/python benchmarks/run.py --only cost,faults   # issue 10's figures (benchmarks/runtime.py)
 
 Prints one table (stdout) and progress (stderr). Nothing here passes or fails: the goals are shown
 next to the numbers for context. benchmarks/README.md explains the method.
@@ -766,7 +767,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--scale", type=int, default=None, help="due reminders of the scale run (default 5000)")
     parser.add_argument("--build-runs", type=int, default=None, help="build.py runs (default 7)")
     parser.add_argument("--only", default=",".join(PARTS), help=f"comma-separated parts of {','.join(PARTS)}")
-
     parser.add_argument(
         "--serial",
         action="store_true",
