@@ -61,7 +61,7 @@ def _alarm(
             AlarmDescription=description,
             ComparisonOperator="GreaterThanOrEqualToThreshold",
             Threshold=metric.pop("Threshold", 1),
-            EvaluationPeriods=1,
+            EvaluationPeriods=metric.pop("EvaluationPeriods", 1),
             TreatMissingData="notBreaching",
             AlarmActions=[Ref(topic)],
             **metric,
@@ -86,6 +86,18 @@ def _sum_of(metrics: list[tuple[str, str, str, Any]]) -> list[MetricDataQuery]:
         for number, (namespace, name, dimension, value) in enumerate(metrics)
     ]
     return [MetricDataQuery(Id="total", Expression="SUM(METRICS())", ReturnData=True), *queries]
+
+
+def _sustained(settings: Settings) -> dict[str, int]:
+    """How long executions must keep failing before the first alarm pages. A failed Express run is
+    tried again: the pipe retries a failed planning run (REQUEST_RESPONSE), then dead-letters it
+    (the second alarm), and the next schedule run, a minute later, finds every reminder the failed
+    one left due (the fourth alarm watches how late they get). So with Express, failures page when
+    they last: in each of three 5-minute periods in a row, not when a throttled minute was absorbed.
+    A failed Standard run is started by nobody again (FIRE_AND_FORGET): one failure pages."""
+    if settings.props.workflow_type == "EXPRESS":
+        return {"EvaluationPeriods": 3, "DatapointsToAlarm": 3}
+    return {}
 
 
 def add_alarms(
@@ -115,6 +127,7 @@ def add_alarms(
             topic,
             "An execution of the workflow failed or timed out",
             Metrics=_sum_of(errors),
+            **_sustained(settings),
         ),
         _alarm(
             template,
