@@ -1,5 +1,5 @@
 """``python -m tapstack build ...``, ``python -m tapstack simulate [SCENARIO.json]``, and the commands that
-operate a deployed stack: ``doctor`` and ``backfill`` (``--stack NAME``)."""
+operate a deployed stack: ``doctor``, ``backfill`` and ``status`` (``--stack NAME``)."""
 
 from __future__ import annotations
 
@@ -94,10 +94,11 @@ def main(argv: list[str] | None = None) -> int:
     )
     add_doctor(commands)
     add_operation(commands, "backfill", "plan reminders for the appointments already in the table")
+    add_operation(commands, "status", "reminders open, deferred, overdue, their outcomes and failures (read-only)")
     args = parser.parse_args(argv)
     if args.command == "build":
         return cli.run(args)
-    if args.command in ("doctor", "backfill"):
+    if args.command in ("doctor", "backfill", "status"):
         code: int = args.run(args)
         return code
     return simulate(args)
