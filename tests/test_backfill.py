@@ -279,7 +279,7 @@ def test_a_batch_that_keeps_failing_stops_the_run_and_the_next_run_resumes_it(op
     assert len(operator.clock.waits) == backfill.START_ATTEMPTS - 1  # a backoff between attempts
     assert operator.err.getvalue().splitlines()[-1] == (
         f"stopped: a batch of 10 appointments still failed after {backfill.START_ATTEMPTS} attempts: "
-        "ThrottlingException; scanned 10 appointments, handed 10 in 1 executions (5 failed attempts) before it; "
+        "ThrottlingException; scanned 10 appointments, handed 10 in 1 execution (5 failed attempts) before it; "
         f"run the same command again to resume (state file {operator.state})"
     )
     assert operator.saved()["position"] == inputs[0][-1]["keys"]

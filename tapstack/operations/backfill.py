@@ -310,13 +310,13 @@ class Progress:
         return progress
 
     def show(self, state: BackfillState, scanned: int = 0) -> None:
+        # In this order (keyword arguments would be sorted by name).
+        counts = {"handed": state.handed, "executions": state.executions, "failed": state.failed_attempts}
+        self.bar.set_postfix(counts, refresh=not scanned)
         if scanned:
             if self.bar.total is not None and self.bar.n + scanned > self.bar.total:
                 self.bar.total = self.bar.n + scanned  # the table's count is six hours old at most
             self.bar.update(scanned)
-        # In this order (keyword arguments would be sorted by name).
-        counts = {"handed": state.handed, "executions": state.executions, "failed": state.failed_attempts}
-        self.bar.set_postfix(counts, refresh=True)
 
     def note(self, text: str) -> None:
         tqdm.write(text, file=self.stream)
@@ -493,10 +493,14 @@ def _describe_run(stack: DeployedStack, workflow: Workflow, rate: float, path: P
     )
 
 
+def _count(number: int, thing: str) -> str:
+    return f"{number:,} {thing}" + ("" if number == 1 else "s")
+
+
 def _summary(state: BackfillState) -> str:
     return (
-        f"scanned {state.scanned:,} appointments, handed {state.handed:,} in {state.executions:,} executions "
-        f"({state.failed_attempts:,} failed attempts)"
+        f"scanned {_count(state.scanned, 'appointment')}, handed {state.handed:,} in "
+        f"{_count(state.executions, 'execution')} ({_count(state.failed_attempts, 'failed attempt')})"
     )
 
 

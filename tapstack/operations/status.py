@@ -155,6 +155,7 @@ CATEGORIES = {
 class OpenReminders:
     """What the due index holds up to ``until``; ``indexed`` is DescribeTable's count of all of it."""
 
+    table: str
     now: int
     until: int
     items: list[OpenReminder]
@@ -183,7 +184,7 @@ class OpenReminders:
                 )
                 read += [OpenReminder.of(dict(item)) for page in pages for item in page.get("Items", [])]
         items = [item for item in read if item is not None]
-        return cls(now, until, items, _indexed(stack, dynamodb), unreadable=len(read) - len(items))
+        return cls(table, now, until, items, _indexed(stack, dynamodb), unreadable=len(read) - len(items))
 
     def counts(self) -> Counter[str]:
         return Counter(item.category(self.now) for item in self.items)
@@ -426,8 +427,8 @@ def _lookahead() -> str:
 def open_section(found: OpenReminders) -> list[str]:
     counts = found.counts()
     lines = [
-        f"Open reminders: {DUE_INDEX}, {DUE_INDEX_SHARDS} shards, due up to {_time(found.until)}: "
-        f"{len(found.items) + found.unreadable:,} items read"
+        f"Open reminders, from {DUE_INDEX} of {found.table} (a Query on each of its {DUE_INDEX_SHARDS} shards, "
+        f"due up to {_time(found.until)}): {len(found.items) + found.unreadable:,} items read"
         + (f", {found.unreadable:,} of them unreadable (left out)" if found.unreadable else "")
     ]
     rows = [
@@ -462,32 +463,35 @@ def open_section(found: OpenReminders) -> list[str]:
 
 def _deferred_row(reason: str, items: list[OpenReminder]) -> tuple[str, str, str]:
     most, next_try = max(i.deferrals for i in items), min(i.attempt_at for i in items)
-    return reason, f"{len(items):,}", f"deferred up to {most} times; next try {_time(next_try)}"
+    deferrals = f"{most:,} deferral{'' if most == 1 else 's'}"
+    return reason, f"{len(items):,}", f"{deferrals} at most; next try {_time(next_try)}"
 
 
 def outcomes_section(outcomes: Outcomes, hours: int) -> list[str]:
     lines = [
-        f"Outcomes since {_time(outcomes.start.timestamp())} ({hours} hourly periods of the metrics in "
-        f"{outcomes.namespace}):"
+        f"Outcomes, from the metrics in {outcomes.namespace} (GetMetricData, hourly since "
+        f"{_time(outcomes.start.timestamp())}: {hours} periods):"
     ]
     rows = [(state, f"{outcomes.counts[state]:,.0f}", "") for state in OUTCOME_METRICS]
     rows[-1] = (rows[-1][0], rows[-1][1], "deferrals (a reminder may be deferred more than once)")
-    lateness = "none reported" if outcomes.worst_lateness is None else f"{outcomes.worst_lateness:,.0f} s"
-    rows.append(("worst lateness", lateness, "OverdueSeconds: the most overdue reminder a schedule run found"))
+    worst = outcomes.worst_lateness
+    lateness = "none reported" if worst is None else f"{worst:,.0f} s"
+    note = "OverdueSeconds: the most overdue reminder a schedule run found"
+    rows.append(("worst lateness", lateness, note + ("" if not worst else f" ({_ago(worst)} late)")))
     lines += _rows(rows)
-    lines.append(
-        "  Counted as UpdateStatus records a delivery, at least once (a retried one may count twice); "
-        "cancellations and the reminders the processor closes itself (Superseded, AppointmentStarted, "
-        "NotSentBeforeAppointment) are not counted."
-    )
+    lines += [
+        "  Counted when UpdateStatus records a delivery, at least once (a retried one may count twice); not",
+        "  counted: cancellations, and the reminders the processor closes without a delivery (Superseded,",
+        "  NoChannelRequested, AppointmentStarted, NotSentBeforeAppointment).",
+    ]
     return lines
 
 
 def failures_section(failures: Failures) -> list[str]:
+    shown = f", the latest {len(failures.latest)}" if failures.found > len(failures.latest) else ""
     lines = [
-        f"Latest failures since {_time(failures.start)} ({', '.join(failures.groups)}): "
-        f"{failures.found:,} found"
-        + (f", the latest {len(failures.latest)}" if failures.found > len(failures.latest) else "")
+        f"Latest failures, from the logs {' and '.join(failures.groups)} (FilterLogEvents since "
+        f"{_time(failures.start)}): {failures.found:,} found{shown}"
     ]
     width = max((len(f.reminder_id) for f in failures.latest), default=0)
     lines += [f"  {_time(f.at)}  {f.reminder_id:<{width}}  {f.what}" for f in failures.latest]
