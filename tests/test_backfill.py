@@ -21,6 +21,7 @@ from typing import Any
 import boto3
 import pytest
 from botocore.awsrequest import AWSResponse, HTTPHeaders
+from botocore.exceptions import EndpointConnectionError, NoCredentialsError
 from moto import mock_aws
 
 import tapstack.operations
@@ -267,6 +268,38 @@ def test_a_failed_run_is_retried(operator: Operator) -> None:
     assert note.startswith(f"attempt 1 failed: FAILED RetryableError ({operator.deployment.state_machine_arn}"[:60])
     assert ":backfill-" in note  # the execution's name says who started it
     assert planned(operator.deployment) == Counter(ids(kinds["ahead"]) | ids(kinds["due"]))
+
+
+def test_a_start_that_gets_no_answer_is_tried_again(operator: Operator) -> None:
+    kinds = seed(operator.deployment, 20)
+    unreachable = [1]
+
+    def no_connection(**_: Any) -> None:
+        if unreachable:
+            unreachable.pop()
+            raise EndpointConnectionError(endpoint_url="https://sync-states.us-east-1.amazonaws.com/")
+
+    operator.session.events.register_first("before-call.sfn.StartSyncExecution", no_connection)
+    assert operator.backfill() == 0
+    assert operator.err.getvalue().startswith("attempt 1 failed: EndpointConnectionError; trying again in ")
+    assert planned(operator.deployment) == Counter(ids(kinds["ahead"]) | ids(kinds["due"]))
+
+
+def test_credentials_that_expire_during_the_run_stop_it_with_exit_2(operator: Operator) -> None:
+    seed(operator.deployment, 30)
+
+    def expired(call: int) -> None:
+        if call == 2:
+            raise NoCredentialsError
+
+    after_call(operator.session, "StartSyncExecution", expired)
+    assert operator.backfill() == 2
+    assert operator.err.getvalue().startswith("error: no AWS credentials found: run 'aws configure' or 'aws sso login'")
+    assert operator.err.getvalue().endswith(
+        "; scanned 10 appointments, handed 10 in 1 execution (0 failed attempts); run the same command again to "
+        f"resume (state file {operator.state}) once it is fixed\n"
+    )
+    assert operator.backfill() == 0  # the credentials are back: it resumes
 
 
 def test_a_batch_that_keeps_failing_stops_the_run_and_the_next_run_resumes_it(operator: Operator) -> None:

@@ -263,6 +263,9 @@ class Workflow:
                 return StartAttempt(None, code)
             raise self._refused(error) from error
         except BotoCoreError as error:
+            translated = translate(error, self.start_action, self.stack.region, self.stack.clients.session)
+            if translated is not None and not isinstance(translated, AwsUnavailable):
+                raise translated from error  # credentials gone (an SSO session expired): no retry helps
             # No answer (a connection failed, the answer timed out): the run may or may not have
             # happened; handing the batch again plans nothing twice.
             return StartAttempt(None, type(error).__name__)
@@ -394,6 +397,8 @@ class Backfill:
         """One execution for the batch, as the pipe's input template renders its records (``eventName``,
         ``keys``), without ``sequenceNumber``: the processor then only creates missing plans. A failed
         or throttled start is tried again after a backoff, up to ``START_ATTEMPTS`` times."""
+        # INSERT: how the stream names a change that makes an item appear; the processor decides from the
+        # item it reads, not from the name.
         changes = [{"eventName": "INSERT", "keys": key} for key in keys]
         for attempt in range(1, START_ATTEMPTS + 1):
             started = self.workflow.start(changes)
