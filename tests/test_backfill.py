@@ -33,6 +33,7 @@ from tapstack.render import to_yaml
 from tapstack.stack import build_template
 from tapstack.triggers import PIPE_BATCH_SIZE
 from tests.operations_support import (
+    PLACEHOLDER,
     FakeClock,
     after_call,
     log_events,
@@ -517,6 +518,19 @@ def test_no_such_stack_exits_2_with_one_line(bare_account: boto3.Session, capsys
     assert captured.out == ""
     assert captured.err == (
         "error: no stack named nothing-here in region us-east-1 "
+        "(CloudFormation stacks are regional: is it in another region? pass --region)\n"
+    )
+
+
+def test_a_stack_in_another_region_is_not_found_there(
+    bare_account: boto3.Session, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bare_account.client("cloudformation", region_name="eu-west-1").create_stack(
+        StackName="reminders-dev", TemplateBody=json.dumps({"Resources": PLACEHOLDER})
+    )
+    assert backfill.main(["--stack", "reminders-dev", "--region", "us-west-2"], session=bare_account) == 2
+    assert capsys.readouterr().err == (
+        "error: no stack named reminders-dev in region us-west-2 "
         "(CloudFormation stacks are regional: is it in another region? pass --region)\n"
     )
 
