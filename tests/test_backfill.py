@@ -23,6 +23,7 @@ import pytest
 from botocore.awsrequest import AWSResponse, HTTPHeaders
 from botocore.exceptions import EndpointConnectionError, NoCredentialsError
 from moto import mock_aws
+from moto.core.botocore_stubber import MockRawResponse
 
 import tapstack.operations
 from tapstack.__main__ import main as tapstack_main
@@ -327,6 +328,82 @@ def test_a_batch_that_keeps_failing_stops_the_run_and_the_next_run_resumes_it(op
     assert inputs[6] == inputs[1]  # the next run starts with the batch that failed
     assert len(inputs) == 8
     assert planned(operator.deployment) == Counter(ids(kinds["ahead"]) | ids(kinds["due"]))
+
+
+def dynamodb_throttling() -> AWSResponse:
+    """DynamoDB's answer to a request over the table's throughput, as it goes over the wire (400,
+    ``ProvisionedThroughputExceededException``: https://docs.aws.amazon.com/amazondynamodb/latest/APIReference/API_Scan.html,
+    Errors), for the client's retry handler to read."""
+    body = json.dumps(
+        {
+            "__type": "com.amazonaws.dynamodb.v20120810#ProvisionedThroughputExceededException",
+            "message": "The level of configured provisioned throughput for the table was exceeded.",
+        }
+    )
+    headers = HTTPHeaders()
+    headers["Content-Type"] = "application/x-amz-json-1.0"
+    return AWSResponse("https://dynamodb.us-east-1.amazonaws.com/", 400, headers, MockRawResponse(body))
+
+
+def test_a_throttled_scan_is_retried_by_the_client(operator: Operator) -> None:
+    kinds = seed(operator.deployment, 30)
+    sent: list[int] = []
+
+    def throttled_once(**_: Any) -> AWSResponse | None:
+        sent.append(len(sent) + 1)
+        return dynamodb_throttling() if len(sent) == 2 else None  # the second page's first try
+
+    # On the wire (before-send), under the client's retries: boto3's standard mode tries it again.
+    operator.session.events.register_first("before-send.dynamodb.Scan", throttled_once)
+    pages: list[int] = []
+    operator.session.events.register("after-call.dynamodb.Scan", lambda **_: pages.append(1))
+    assert operator.backfill() == 0, operator.err.getvalue()
+    assert len(sent) == len(pages) + 1  # every page sent once, the throttled one twice
+    assert planned(operator.deployment) == Counter(ids(kinds["ahead"]) | ids(kinds["due"]))
+    assert operator.saved()["failed_attempts"] == 0  # the command never saw it
+
+
+def test_a_scan_throttled_beyond_the_retries_stops_the_run_and_the_next_run_resumes_it(operator: Operator) -> None:
+    kinds = seed(operator.deployment, 30)
+    calls = [0]
+
+    def throttled_third_page(**_: Any) -> tuple[AWSResponse, dict[str, Any]] | None:
+        calls[0] += 1
+        if calls[0] != 3:
+            return None
+        return AWSResponse("https://local.invalid/", 400, HTTPHeaders(), None), {
+            "Error": {"Code": "ProvisionedThroughputExceededException", "Message": "throughput exceeded"},
+            "ResponseMetadata": {"HTTPStatusCode": 400},
+        }
+
+    # What the command sees once the client's retries are spent (before-call answers after them).
+    operator.session.events.register_first("before-call.dynamodb.Scan", throttled_third_page)
+    assert operator.backfill() == 1
+    table = operator.deployment.table_name("AppointmentsTable")
+    assert operator.err.getvalue() == (
+        f"stopped: DynamoDB throttled dynamodb:Scan on {table} in us-east-1, even after retries "
+        "(ProvisionedThroughputExceededException); the table is busy: a lower --rate leaves it more room; "
+        "scanned 20 appointments, handed 20 in 2 executions (0 failed attempts); run the same command again to "
+        f"resume (state file {operator.state})\n"
+    )
+    assert (operator.saved()["scanned"], operator.saved()["finished"]) == (20, False)
+
+    assert operator.backfill() == 0
+    assert planned(operator.deployment) == Counter(ids(kinds["ahead"]) | ids(kinds["due"]))
+
+
+def test_a_scan_dynamodb_refuses_for_another_reason_stops_with_exit_2(operator: Operator) -> None:
+    seed(operator.deployment, 10)
+    operator.session.events.register_first(
+        "before-call.dynamodb.Scan",
+        lambda **_: refusal("ValidationException", "The provided key element does not match"),
+    )
+    assert operator.backfill() == 2
+    table = operator.deployment.table_name("AppointmentsTable")
+    assert operator.err.getvalue().startswith(
+        f"error: DynamoDB refused dynamodb:Scan on {table}: ValidationException: The provided key element does not "
+        "match; scanned 0 appointments"
+    )
 
 
 # --- With the pipe, and the Standard variant ----------------------------------------------------------

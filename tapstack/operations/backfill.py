@@ -385,13 +385,24 @@ class Backfill:
         }
         if self.state.position:
             request["ExclusiveStartKey"] = self.state.position
-        with aws_errors("dynamodb:Scan", self.stack.region, self.stack.clients.session):
-            try:
+        try:
+            with aws_errors("dynamodb:Scan", self.stack.region, self.stack.clients.session):
                 return dict(self.dynamodb.scan(**request))
-            except ClientError as error:
-                if error.response.get("Error", {}).get("Code") == "ResourceNotFoundException":
-                    raise BackfillError(f"table {self.table} not found in {self.stack.region}") from error
-                raise
+        except ClientError as error:  # DynamoDB's own answers, the general ones translated above
+            code = error.response.get("Error", {}).get("Code", "")
+            message = error.response.get("Error", {}).get("Message", "")
+            if code == "ResourceNotFoundException":
+                raise BackfillError(f"table {self.table} not found in {self.stack.region}") from error
+            if code == "ProvisionedThroughputExceededException":
+                # DynamoDB's throttling: "The AWS SDKs for DynamoDB automatically retry requests that receive
+                # this exception" (https://docs.aws.amazon.com/amazondynamodb/latest/APIReference/API_Scan.html,
+                # Errors); boto3's standard mode does, so this one outlived the retries. Nothing is lost: the
+                # position of the last batch handed is saved.
+                raise AwsUnavailable(
+                    f"DynamoDB throttled dynamodb:Scan on {self.table} in {self.stack.region}, even after retries "
+                    f"({code}); the table is busy: a lower --rate leaves it more room"
+                ) from error
+            raise BackfillError(f"DynamoDB refused dynamodb:Scan on {self.table}: {code}: {message}") from error
 
     def hand(self, keys: list[dict[str, Any]]) -> None:
         """One execution for the batch, as the pipe's input template renders its records (``eventName``,
