@@ -436,9 +436,9 @@ EPILOG = f"""It hands the table's keys to the deployed workflow as the pipe does
 execution, without stream sequence numbers: the processor only creates plans that do not exist yet, so
 running it again, or next to the pipe, plans nothing twice. Ctrl-C stops it; the same command resumes
 from the last batch handed (the state file).
-exit codes: 0 finished (or finished before), 1 a batch still failed after {START_ATTEMPTS} attempts, or AWS
-was out of reach (run it again to resume), 2 the stack cannot be read or used, or a usage error,
-130 interrupted."""
+exit codes: 0 finished (or finished before), 1 a batch still failed after {START_ATTEMPTS} attempts, AWS was
+out of reach, or the table throttled the scan beyond the retries (run it again to resume), 2 the stack
+cannot be read or used, or a usage error, 130 interrupted."""
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -456,7 +456,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--state",
         type=Path,
         metavar="FILE",
-        help="where the scan position is saved (default: tapstack-backfill-<stack>-<region>.json here)",
+        help="where the scan position is saved (default: tapstack-backfill-<stack>[-<prefix>]-<region>.json here)",
     )
     parser.add_argument(
         "--restart", action="store_true", help="start from the beginning of the table, whatever the state file says"
