@@ -1,9 +1,10 @@
-"""``python -m tapstack build ...``, ``python -m tapstack simulate [SCENARIO.json]`` and
-``python -m tapstack doctor --stack NAME``."""
+"""``python -m tapstack build ...``, ``python -m tapstack simulate [SCENARIO.json]``, and the commands that
+operate a deployed stack: ``doctor``, ``backfill`` and ``status`` (``--stack NAME``)."""
 
 from __future__ import annotations
 
 import argparse
+import importlib
 import logging
 import sys
 from pathlib import Path
@@ -56,6 +57,20 @@ def add_doctor(commands: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     doctor.set_defaults(run=command.run)
 
 
+def add_operation(commands: argparse._SubParsersAction[argparse.ArgumentParser], name: str, summary: str) -> None:
+    """The operations command ``tapstack.operations.<name>``, when boto3 (the local extra) is installed;
+    without it, a command that says so."""
+    parser = commands.add_parser(name, help=summary)
+    try:
+        command = importlib.import_module(f"tapstack.operations.{name}")
+    except ImportError as error:
+        reason = str(error)  # the exception's name is unbound once the except block ends
+        parser.set_defaults(run=lambda _: _missing_extra(name, reason))
+        return
+    command.add_arguments(parser)
+    parser.set_defaults(run=command.run)
+
+
 def _missing_extra(name: str, reason: str) -> int:
     print(f"error: {name} needs boto3: pip install 'tapstack[local]' ({reason})", file=sys.stderr)
     return 2
@@ -78,10 +93,12 @@ def main(argv: list[str] | None = None) -> int:
         help="override a template parameter (repeatable)",
     )
     add_doctor(commands)
+    add_operation(commands, "backfill", "plan reminders for the appointments already in the table")
+    add_operation(commands, "status", "reminders open, deferred, overdue, their outcomes and failures (read-only)")
     args = parser.parse_args(argv)
     if args.command == "build":
         return cli.run(args)
-    if args.command == "doctor":
+    if args.command in ("doctor", "backfill", "status"):
         code: int = args.run(args)
         return code
     return simulate(args)
