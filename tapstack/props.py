@@ -118,8 +118,11 @@ class ReminderProps:
     alarm_email: str = ""
     #: Days after the appointment at which its reminder records expire (DynamoDB TTL).
     reminder_retention_days: int = 90
-    #: DynamoDB deletion protection on the tables this system creates.
-    deletion_protection: bool = True
+    #: DynamoDB deletion protection on the tables this system creates. Off by default: it would refuse
+    #: the DeleteTable with which CloudFormation rolls back a failed first create
+    #: (``tapstack.storage.KEEP_EXCEPT_ON_FAILED_CREATE``); turn it on once the stack exists
+    #: (docs/deploy.md).
+    deletion_protection: bool = False
     #: Reminders recorded FAILED within an hour that raise the alarm.
     failed_reminders_alarm_threshold: int = 5
     #: Retention of every log group the system creates. 30 days keeps the logs cheap; accounts whose

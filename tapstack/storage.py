@@ -31,6 +31,22 @@ DUE_INDEX = "DueIndex"
 DUE_INDEX_SHARDS = 8
 
 
+#: What the key and the tables keep when CloudFormation would delete or replace them: everything,
+#: except what a failed first create made. "RetainExceptOnCreate behaves like Retain for stack
+#: operations, except for the stack operation that initially created the resource. If the stack
+#: operation that created the resource is rolled back, CloudFormation deletes the resource"
+#: (https://docs.aws.amazon.com/AWSCloudFormation/latest/TemplateReference/aws-attribute-deletionpolicy.html),
+#: so a failed first deploy leaves no table behind to make the retry fail with "already exists".
+#: UpdateReplacePolicy has no such value: a replacement keeps the old resource.
+#: DynamoDB deletion protection would refuse that rollback's DeleteTable: a protected table cannot be
+#: deleted, whatever IAM permissions allow
+#: (https://aws.amazon.com/about-aws/whats-new/2023/03/amazon-dynamodb-table-deletion-protection/,
+#: https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/WorkingWithTables.Basics.html#WorkingWithTables.Basics.DeletionProtection),
+#: and the stack would end in ROLLBACK_FAILED with its tables kept. So the DeletionProtection
+#: setting is off by default, and docs/deploy.md says to turn it on once the first deploy succeeded.
+KEEP_EXCEPT_ON_FAILED_CREATE = {"DeletionPolicy": "RetainExceptOnCreate", "UpdateReplacePolicy": "Retain"}
+
+
 @dataclass
 class AppointmentsTableRef:
     """The Appointments table as the rest of the system needs it, created here or existing."""
@@ -53,8 +69,7 @@ def add_key(template: Template, settings: Settings) -> Key:
             settings.logical_id("EncryptionKey"),
             EnableKeyRotation=True,
             # Tables kept after the stack is deleted stay readable only while their key exists.
-            DeletionPolicy="Retain",
-            UpdateReplacePolicy="Retain",
+            **KEEP_EXCEPT_ON_FAILED_CREATE,
             KeyPolicy=document(
                 Statement(Effect=Allow, Principal=Principal("AWS", root), Action=[kms.Action("*")], Resource=["*"]),
                 # No DescribeKey here: it carries no encryption context, so this condition could
@@ -115,8 +130,7 @@ def _protected_table(settings: Settings, name: str, key: Key, **properties: Any)
         PointInTimeRecoverySpecification=PointInTimeRecoverySpecification(PointInTimeRecoveryEnabled=True),
         SSESpecification=SSESpecification(SSEEnabled=True, SSEType="KMS", KMSMasterKeyId=GetAtt(key, "Arn")),
         DeletionProtectionEnabled=settings["DeletionProtection"],
-        DeletionPolicy="Retain",
-        UpdateReplacePolicy="Retain",
+        **KEEP_EXCEPT_ON_FAILED_CREATE,
         **properties,
     )
 
