@@ -64,6 +64,13 @@ EMAIL_PATTERN = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 OFFSETS_PATTERN = re.compile(r"^[1-9]\d{0,4}(,[1-9]\d{0,4})*$")
 SCHEDULE_PATTERN = re.compile(r"^(rate\((1 (minute|hour|day)|([2-9]|[1-9]\d+) (minutes|hours|days))\)|cron\([^()]+\))$")
 MAX_OFFSET_MINUTES = 99999
+#: The longest physical name for its limit is the schedule rule's,
+#: ``<prefix>AppointmentNotificationSchedule-<suffix>``: "Maximum length of 64" for a rule name
+#: (https://docs.aws.amazon.com/eventbridge/latest/APIReference/API_PutRule.html). Prefix and suffix
+#: together get what it leaves: 32 characters. tests/test_names.py builds every physical name at
+#: these lengths and checks each against its own resource's limit.
+SCHEDULE_RULE_NAME = "AppointmentNotificationSchedule"
+MAX_PREFIX_AND_SUFFIX = 64 - len(SCHEDULE_RULE_NAME) - len("-")
 WORKFLOW_TYPES = ("EXPRESS", "STANDARD")  # the most the parameter's pattern accepts: five digits, about 69 days
 
 
@@ -166,6 +173,13 @@ class ReminderProps:
             _bad("parameters", f"names from {', '.join(PARAMETER_NAMES)}", unknown)
         if not SUFFIX_PATTERN.match(self.environment_suffix):
             _bad("environment_suffix", "letters and digits only", self.environment_suffix)
+        if len(self.environment_suffix) > self.max_suffix_length:
+            _bad(
+                "environment_suffix",
+                f"at most {self.max_suffix_length} characters (prefix and suffix together at most"
+                f" {MAX_PREFIX_AND_SUFFIX}, so that every physical name fits its limit)",
+                self.environment_suffix,
+            )
         if self.sender_email is None:
             if "SenderEmail" not in self.parameters:
                 _bad("sender_email", "an email address (it is baked in, so it cannot be left empty)", None)
@@ -205,6 +219,11 @@ class ReminderProps:
             _check_int("reserved_concurrency", self.reserved_concurrency, 1, 1000)
         if not isinstance(self.deletion_protection, bool):
             _bad("deletion_protection", "True or False", self.deletion_protection)
+
+    @property
+    def max_suffix_length(self) -> int:
+        """The longest environment suffix that this prefix leaves room for."""
+        return MAX_PREFIX_AND_SUFFIX - len(self.prefix)
 
     @property
     def offsets_text(self) -> str:

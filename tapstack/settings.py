@@ -50,11 +50,13 @@ def _parameter_specs(props: ReminderProps) -> dict[str, dict[str, Any]]:
         ConstraintDescription="an email address, e.g. reminders@example.com",
     )
     return {
+        # Every physical name ends in it; its length is bounded by the longest (ReminderProps).
         "EnvironmentSuffix": dict(
             Description="Environment suffix for resource naming",
             Default=props.environment_suffix,
             AllowedPattern=SUFFIX_PATTERN.pattern,
-            ConstraintDescription="Must contain only alphanumeric characters",
+            MaxLength=props.max_suffix_length,
+            ConstraintDescription=f"up to {props.max_suffix_length} letters and digits",
         ),
         "SenderEmail": dict(
             Description="Reminders come from this SES-verified address (or address of a verified domain)",

@@ -25,6 +25,7 @@ from troposphere.sqs import Queue
 from troposphere.stepfunctions import StateMachine
 
 from tapstack import policies
+from tapstack.props import SCHEDULE_RULE_NAME
 from tapstack.settings import Settings
 from tapstack.storage import AppointmentsTableRef
 
@@ -79,7 +80,7 @@ def add_triggers(
     rule = template.add_resource(
         Rule(
             settings.logical_id("ScheduledNotificationRule"),
-            Name=settings.physical_name("AppointmentNotificationSchedule"),
+            Name=settings.physical_name(SCHEDULE_RULE_NAME),
             ScheduleExpression=settings["ScheduleExpression"],
             Targets=[
                 Target(
