@@ -56,6 +56,33 @@ def table_statements(table_arn: Any, actions: Sequence[Action]) -> list[Statemen
     return [Statement(Effect=Allow, Action=actions, Resource=[table_arn])]
 
 
+#: What a booking app does to appointments: write them, change them, delete them, and read one back
+#: (a booking app shows what it booked). ConditionCheckItem (a condition on this table inside
+#: TransactWriteItems) and batch writes are left out: an app that uses them adds them.
+APPOINTMENT_WRITING_ACTIONS = (dynamodb.PutItem, dynamodb.UpdateItem, dynamodb.DeleteItem, dynamodb.GetItem)
+
+
+def appointments_writing_statements(table_arn: Any, key_arn: Any | None) -> list[Statement]:
+    """A booking app's grants on the Appointments table and, if it has one, the table's key.
+
+    DynamoDB uses a table's customer managed key on behalf of the caller, so the caller's role needs
+    the key too; ``kms:ViaService`` keeps the grant to requests that DynamoDB makes in this region, the
+    condition AWS's own key policy for DynamoDB uses
+    (https://docs.aws.amazon.com/kms/latest/developerguide/services-dynamodb.html).
+    """
+    found = table_statements(table_arn, list(APPOINTMENT_WRITING_ACTIONS))
+    if key_arn is not None:
+        found.append(
+            Statement(
+                Effect=Allow,
+                Action=[kms.Decrypt, kms.GenerateDataKey],
+                Resource=[key_arn],
+                Condition=Condition(StringEquals("kms:ViaService", Sub("dynamodb.${AWS::Region}.amazonaws.com"))),
+            )
+        )
+    return found
+
+
 def index_query_statements(table_arn: Any, index_name: str) -> list[Statement]:
     return [
         Statement(

@@ -63,6 +63,7 @@ SUFFIX_PATTERN = re.compile(r"^[a-zA-Z0-9]+$")
 EMAIL_PATTERN = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 OFFSETS_PATTERN = re.compile(r"^[1-9]\d{0,4}(,[1-9]\d{0,4})*$")
 SCHEDULE_PATTERN = re.compile(r"^(rate\((1 (minute|hour|day)|([2-9]|[1-9]\d+) (minutes|hours|days))\)|cron\([^()]+\))$")
+KEY_ARN_PATTERN = re.compile(r"arn:[\w-]+:kms:[\w-]+:\d{12}:key/[\w-]+")
 MAX_OFFSET_MINUTES = 99999
 #: The longest physical name for its limit is the schedule rule's,
 #: ``<prefix>AppointmentNotificationSchedule-<suffix>``: "Maximum length of 64" for a rule name
@@ -79,11 +80,14 @@ class ExistingAppointmentsTable:
     """A booking app's table that the reminder system reads instead of creating its own.
 
     The table must have ``appointmentId`` (S) as its partition key and a stream (any view type:
-    the pipe passes on only the keys). Both values may be literals or the host stack's own expressions.
+    the pipe passes on only the keys). Every value may be a literal or the host stack's own expression.
+    ``kms_key_arn``: the customer managed key the table is encrypted with, if it is; the processor
+    (which reads the table) and the pipe (which reads its stream) are granted ``kms:Decrypt`` on it.
     """
 
     name: StrOrExpression
     stream_arn: StrOrExpression
+    kms_key_arn: StrOrExpression | None = None
 
     def __post_init__(self) -> None:
         if isinstance(self.name, str) and not re.fullmatch(r"[a-zA-Z0-9_.-]{3,255}", self.name):
@@ -96,6 +100,13 @@ class ExistingAppointmentsTable:
                 "existing_appointments_table.stream_arn: expected a DynamoDB stream ARN "
                 f"(arn:<partition>:dynamodb:<region>:<account>:table/<name>/stream/<label>), "
                 f"got {self.stream_arn!r}"
+            )
+        # An IAM policy names a key in Resource by its key ARN, not by an alias
+        # (https://docs.aws.amazon.com/kms/latest/developerguide/cmks-in-iam-policies.html).
+        if isinstance(self.kms_key_arn, str) and not KEY_ARN_PATTERN.fullmatch(self.kms_key_arn):
+            raise ValueError(
+                "existing_appointments_table.kms_key_arn: expected a KMS key ARN "
+                f"(arn:<partition>:kms:<region>:<account>:key/<key id>; not an alias), got {self.kms_key_arn!r}"
             )
 
 

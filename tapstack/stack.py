@@ -5,17 +5,20 @@ from __future__ import annotations
 
 from typing import Any
 
+from awacs.aws import Statement
 from troposphere import Export, GetAtt, Output, Ref, Sub, Template
 from troposphere.awslambda import Function
 from troposphere.cloudwatch import Alarm
 from troposphere.dynamodb import Table
 from troposphere.events import Rule
+from troposphere.iam import Policy, Role
 from troposphere.kms import Key
 from troposphere.pipes import Pipe
 from troposphere.sns import Topic
 from troposphere.sqs import Queue
 from troposphere.stepfunctions import StateMachine
 
+from tapstack import policies
 from tapstack.alarms import add_alarm_topic, add_alarms, add_topic
 from tapstack.functions import BuiltFunction, add_functions
 from tapstack.props import ReminderProps
@@ -76,6 +79,26 @@ class AppointmentReminders:
         """The created Appointments table; ``None`` when the props name an existing one."""
         return self.appointments.resource
 
+    def appointments_writing_statements(self) -> list[Statement]:
+        """What a booking app's role needs to put, update, delete and read back appointments: the
+        item actions on the Appointments table and the key the table is encrypted with."""
+        return policies.appointments_writing_statements(self.appointments.arn, self.appointments.key_arn)
+
+    def grant_appointments_write(self, role: Role) -> Policy:
+        """Add those grants to a role of the host template as an inline policy, and return it.
+
+        >>> template = Template()
+        >>> reminders = AppointmentReminders(template, ReminderProps(prefix="Clinic"))
+        >>> booking_app = template.add_resource(Role("BookingAppRole", AssumeRolePolicyDocument={}))
+        >>> reminders.grant_appointments_write(booking_app).PolicyName
+        'ClinicAppointmentsWriting'
+        """
+        policy = policies.inline_policy(
+            self.settings.logical_id("AppointmentsWriting"), self.appointments_writing_statements()
+        )
+        role.Policies = [*role.properties.get("Policies", []), policy]
+        return policy
+
     def _add_outputs(self) -> None:
         """The handles a user needs, each exported as ``<stack name>-<prefix><name>``.
 
@@ -90,6 +113,8 @@ class AppointmentReminders:
             "NotificationTopicArn": Ref(self.topic),
             "AlarmTopicArn": Ref(self.alarm_topic),
             "NotificationWorkflowArn": Ref(self.state_machine),
+            # The booking app's role needs the key its table is encrypted with (docs/deploy.md).
+            "EncryptionKeyArn": GetAtt(self.key, "Arn"),
             **{
                 f"{name}Arn": GetAtt(self.functions[name], "Arn")
                 for name in ("AppointmentProcessorFunction", "EmailSenderFunction", "SmsSenderFunction")

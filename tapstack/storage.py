@@ -21,7 +21,7 @@ from troposphere.dynamodb import (
 )
 from troposphere.kms import Key
 
-from tapstack.policies import account_arn, document
+from tapstack.policies import account_arn, document, key_statements
 from tapstack.settings import Settings
 
 #: The sparse index of reminders still to be sent, keyed by the time of the next attempt.
@@ -55,6 +55,22 @@ class AppointmentsTableRef:
     arn: Any
     stream_arn: Any
     resource: Table | None
+    #: The customer managed key the table (and so its stream) is encrypted with: the stack's for the
+    #: table it creates, the host's own for an existing table that names one, else None.
+    key_arn: Any = None
+
+    def foreign_key_statements(self) -> list[Statement]:
+        """``kms:Decrypt`` on an existing table's own key, for whoever reads the table or its stream.
+
+        DynamoDB uses a table's customer managed key on behalf of each principal that reads or writes
+        the table (https://docs.aws.amazon.com/kms/latest/developerguide/services-dynamodb.html), and
+        "DynamoDB streams are always encrypted with a table-level encryption key"
+        (https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/encryption.usagenotes.html).
+        The stack's own key is granted to every role already, so only another key needs a statement.
+        """
+        if self.resource is not None or self.key_arn is None:
+            return []
+        return key_statements(self.key_arn, [kms.Decrypt])
 
 
 def add_key(template: Template, settings: Settings) -> Key:
@@ -144,6 +160,7 @@ def add_appointments_table(template: Template, settings: Settings, key: Key) -> 
             arn=account_arn("dynamodb", "table/${Name}", Name=existing.name),
             stream_arn=existing.stream_arn,
             resource=None,
+            key_arn=existing.kms_key_arn,
         )
     table = template.add_resource(
         _protected_table(
@@ -159,7 +176,11 @@ def add_appointments_table(template: Template, settings: Settings, key: Key) -> 
         )
     )
     return AppointmentsTableRef(
-        name=Ref(table), arn=GetAtt(table, "Arn"), stream_arn=GetAtt(table, "StreamArn"), resource=table
+        name=Ref(table),
+        arn=GetAtt(table, "Arn"),
+        stream_arn=GetAtt(table, "StreamArn"),
+        resource=table,
+        key_arn=GetAtt(key, "Arn"),
     )
 
 

@@ -121,6 +121,7 @@ def add_triggers(
                 policies.inline_policy(
                     "AppointmentStreamPipe",
                     policies.stream_reading_statements(appointments.stream_arn)
+                    + appointments.foreign_key_statements()
                     + policies.execution_starting_statements(workflow_arn, synchronously=express)
                     + data_key
                     + policies.queue_sending_statements(GetAtt(queue, "Arn"))
