@@ -25,6 +25,7 @@ PARAMETER_NAMES = (
     "DeletionProtection",
     "FailedRemindersAlarmThreshold",
     "LogRetentionDays",
+    "SmsSpendAlarmUsd",
 )
 #: The parameters of the stand-alone template. The alarm threshold and the log retention are library
 #: settings there (a host stack may make them parameters): CloudFormation reads at most 51,200 bytes
@@ -143,6 +144,10 @@ class ReminderProps:
     deletion_protection: bool = False
     #: Reminders recorded FAILED within an hour that raise the alarm.
     failed_reminders_alarm_threshold: int = 5
+    #: SMS spend this month (USD, the account's, in this region) that raises the SMS spend alarm. SNS
+    #: stops sending SMS once the account's monthly spend limit is reached, $1 in a new account: the
+    #: default warns at 80 % of that; whoever raises the limit raises this with it (docs/deploy.md).
+    sms_spend_alarm_usd: float = 0.8
     #: Retention of every log group the system creates. 30 days keeps the logs cheap; accounts whose
     #: Control Tower enforces CT.CLOUDWATCH.PR.2 need 365 or more (docs/guard.md).
     #: A year: the logs hold no customer data and little volume, and AWS Control Tower's
@@ -211,6 +216,9 @@ class ReminderProps:
             _bad("alarm_email", "an email address or empty", self.alarm_email)
         _check_int("reminder_retention_days", self.reminder_retention_days, 1, 3650)
         _check_int("failed_reminders_alarm_threshold", self.failed_reminders_alarm_threshold, 1, 100000)
+        spend = self.sms_spend_alarm_usd
+        if isinstance(spend, bool) or not isinstance(spend, int | float) or not 0.01 <= spend <= 1_000_000:
+            _bad("sms_spend_alarm_usd", "US dollars from 0.01 to 1000000", spend)
         if self.log_retention_days not in LOG_RETENTION_DAYS:
             _bad("log_retention_days", f"one of {LOG_RETENTION_DAYS}", self.log_retention_days)
         _check_int("claim_batch_size", self.claim_batch_size, 1, 150)

@@ -260,6 +260,8 @@ EXPECTED_GRANTS = {
                     {"Domain": {"Fn::Select": [1, {"Fn::Split": ["@", {"Ref": "SenderEmail"}]}]}},
                 ]
             },
+            # The identity's default configuration set, whichever it is (tapstack.policies).
+            {"Fn::Sub": "arn:${AWS::Partition}:ses:${AWS::Region}:${AWS::AccountId}:configuration-set/*"},
         ],
     },
     "SmsSenderRole": {
@@ -454,7 +456,7 @@ def test_schedule_uses_the_parameter(template: dict[str, Any]) -> None:
 
 
 def test_alarms_notify_an_encrypted_topic_with_an_optional_subscription(template: dict[str, Any]) -> None:
-    resource_count_is(template, "AWS::CloudWatch::Alarm", 4)
+    resource_count_is(template, "AWS::CloudWatch::Alarm", 5)
     for alarm in resources(template, "AWS::CloudWatch::Alarm").values():
         assert alarm["Properties"]["AlarmActions"] == [{"Ref": "AlarmTopic"}]
     assert template["Resources"]["AlarmTopic"]["Properties"]["KmsMasterKeyId"] == KEY
