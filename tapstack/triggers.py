@@ -113,6 +113,13 @@ def add_triggers(
             UpdateReplacePolicy="Delete",
         )
     )
+    # Pipes checks its role's permissions on the source when it creates the pipe (a pipe whose role
+    # lacks them ends CREATE_FAILED: "The provided customer role does not have permissions to call
+    # ...", https://github.com/terraform-aws-modules/terraform-aws-eventbridge/issues/133). No
+    # DependsOn is needed here: the permissions are inline, part of the role resource, and the pipe
+    # names the role with GetAtt, so "Resource B is created before resource A"
+    # (https://docs.aws.amazon.com/AWSCloudFormation/latest/TemplateReference/aws-attribute-dependson.html).
+    # A separate AWS::IAM::Policy would be created in parallel with the pipe and need a DependsOn.
     pipe_role = template.add_resource(
         Role(
             settings.logical_id("PipeRole"),

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import json
 import re
+import warnings
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +19,7 @@ from cfnlint.api import ManualArgs, lint
 from troposphere import GetAtt, Ref, Template
 from troposphere.dynamodb import AttributeDefinition, KeySchema, StreamSpecification, Table
 
-from tapstack import AppointmentReminders, ExistingAppointmentsTable, ReminderProps
+from tapstack import AppointmentReminders, ExistingAppointmentsTable, ReminderProps, StreamReadersWarning
 from tapstack.local import LocalDeployment, load_template
 from tapstack.recovery import import_template, kept_resources, main, resources_to_import
 from tapstack.render import to_yaml
@@ -170,7 +172,28 @@ def test_a_host_stacks_import_names_its_own_kept_resources() -> None:
     assert set(imported["Parameters"]) == {"ClinicEnvironmentSuffix", "ClinicDeletionProtection"}
 
 
-# ---- a host stack ---------------------------------------------------------------------------------
+# ---- the pipe and its role -----------------------------------------------------------------------
+
+
+def test_the_pipe_is_created_after_its_roles_permissions(template_data: dict[str, Any]) -> None:
+    """No DependsOn is needed: the pipe names its role with GetAtt, so CloudFormation creates the role
+    first, and the role's permissions are inline, part of the role resource, not an AWS::IAM::Policy
+    that CloudFormation could create after the pipe (a ref or GetAtt orders creation:
+    https://docs.aws.amazon.com/AWSCloudFormation/latest/TemplateReference/aws-attribute-dependson.html)."""
+    resources = template_data["Resources"]
+    pipe = resources["AppointmentStreamPipe"]
+    role = pipe["Properties"]["RoleArn"]["Fn::GetAtt"][0]
+    granted = {
+        a
+        for p in resources[role]["Properties"]["Policies"]
+        for s in p["PolicyDocument"]["Statement"]
+        for a in s["Action"]
+    }
+    assert {"dynamodb:GetRecords", "dynamodb:GetShardIterator", "dynamodb:DescribeStream"} <= granted
+    assert not [r for r in resources.values() if r["Type"] in ("AWS::IAM::Policy", "AWS::IAM::ManagedPolicy")]
+
+
+# ---- readers of one stream -----------------------------------------------------------------------
 
 
 def build_host(prefixes: tuple[str, ...]) -> dict[str, Any]:
@@ -192,3 +215,42 @@ def build_host(prefixes: tuple[str, ...]) -> dict[str, Any]:
         props = ReminderProps(prefix=prefix, existing_appointments_table=existing, sender_email=SENDER)
         AppointmentReminders(template, props)
     return load_template(to_yaml(template))
+
+
+@pytest.fixture
+def no_warnings() -> Iterator[None]:
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        yield
+
+
+@pytest.mark.usefixtures("no_warnings")
+def test_one_system_on_a_hosts_stream_leaves_a_reader_for_the_host() -> None:
+    build_host(prefixes=("Clinic",))
+
+
+def test_two_systems_on_one_stream_are_warned_that_they_take_both_readers() -> None:
+    with pytest.warns(StreamReadersWarning, match=r"\['Patient', 'Lab'\] are the 2 readers"):
+        build_host(prefixes=("Patient", "Lab"))
+
+
+def test_a_third_system_on_one_stream_is_refused() -> None:
+    with (
+        pytest.warns(StreamReadersWarning),
+        pytest.raises(ValueError, match=r"^existing_appointments_table: expected a stream with fewer than 2 readers"),
+    ):
+        build_host(prefixes=("Patient", "Lab", "Billing"))
+
+
+@pytest.mark.usefixtures("no_warnings")
+def test_systems_on_different_streams_do_not_count_against_each_other() -> None:
+    template = Template()
+    for prefix, table in (("Patient", "Patients"), ("Lab", "Labs"), ("Billing", "Bills")):
+        stream = f"arn:aws:dynamodb:us-east-1:123456789012:table/{table}/stream/2026-03-02T09:15:00.000"
+        existing = ExistingAppointmentsTable(name=table, stream_arn=stream)
+        AppointmentReminders(
+            template, ReminderProps(prefix=prefix, existing_appointments_table=existing, sender_email=SENDER)
+        )
+    # And the systems that create their own tables each read their own stream.
+    for prefix in ("A", "B", "C"):
+        AppointmentReminders(template, ReminderProps(prefix=prefix, sender_email=SENDER))
