@@ -148,8 +148,7 @@ class ReminderProps:
     #: stops sending SMS once the account's monthly spend limit is reached, $1 in a new account: the
     #: default warns at 80 % of that; whoever raises the limit raises this with it (docs/deploy.md).
     sms_spend_alarm_usd: float = 0.8
-    #: Retention of every log group the system creates. 30 days keeps the logs cheap; accounts whose
-    #: Control Tower enforces CT.CLOUDWATCH.PR.2 need 365 or more (docs/guard.md).
+    #: Retention of every log group the system creates.
     #: A year: the logs hold no customer data and little volume, and AWS Control Tower's
     #: CT.CLOUDWATCH.PR.2 asks for at least that.
     log_retention_days: int = 365
