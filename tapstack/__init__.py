@@ -1,7 +1,7 @@
 """tapstack: the CloudFormation template of an appointment-reminder system, built with troposphere."""
 
 from tapstack.props import PARAMETER_NAMES, ExistingAppointmentsTable, ReminderProps
-from tapstack.stack import AppointmentReminders, build_template
+from tapstack.stack import AppointmentReminders, StreamReadersWarning, build_template
 
 __version__ = "0.1.0"
 
@@ -10,6 +10,7 @@ __all__ = [
     "AppointmentReminders",
     "ExistingAppointmentsTable",
     "ReminderProps",
+    "StreamReadersWarning",
     "__version__",
     "build_template",
 ]

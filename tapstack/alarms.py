@@ -62,7 +62,7 @@ def _alarm(
             ComparisonOperator="GreaterThanOrEqualToThreshold",
             Threshold=metric.pop("Threshold", 1),
             EvaluationPeriods=metric.pop("EvaluationPeriods", 1),
-            TreatMissingData="notBreaching",
+            TreatMissingData=metric.pop("TreatMissingData", "notBreaching"),
             AlarmActions=[Ref(topic)],
             **metric,
         )
@@ -107,7 +107,8 @@ def add_alarms(
     workflow: StateMachine,
     dead_letter_queue: Queue,
 ) -> list[Alarm]:
-    """Four alarms: executions fail, changes are dead-lettered, reminders fail, reminders are late.
+    """Five alarms: executions fail, changes are dead-lettered, reminders fail, reminders are late,
+    SMS spend nears its limit.
 
     The first sums the workflow's failed and timed-out executions.
 
@@ -165,4 +166,33 @@ def add_alarms(
             Statistic="Maximum",
             Threshold=60 * settings.props.late_after_minutes,
         ),
+        _sms_spend_alarm(template, settings, topic),
     ]
+
+
+def _sms_spend_alarm(template: Template, settings: Settings, topic: Topic) -> Alarm:
+    """SMS spend nears the account's monthly limit, past which SNS silently stops sending SMS.
+
+    ``SMSMonthToDateSpentUSD`` (AWS/SNS, no dimensions, statistic Maximum) is "The charges you have
+    accrued since the start of the current calendar month for sending SMS messages. You can set an
+    alarm for this metric to know when your month-to-date charges are close to the monthly SMS spend
+    limit for your account. When Amazon SNS determines that sending an SMS message would incur a cost
+    that exceeds this limit, it stops publishing SMS messages within minutes."
+    (https://docs.aws.amazon.com/sns/latest/dg/sns-monitoring-using-cloudwatch.html). It is reported
+    only while SMS are sent, so a period without data keeps the alarm as it is (``ignore``): it stays
+    in ALARM for the rest of the month instead of flapping with every batch, and the next month's
+    first SMS, with the spend back near zero, returns it to OK. The metric is the account's in this
+    region, not this system's alone.
+    """
+    return _alarm(
+        template,
+        settings,
+        "SmsSpendAlarm",
+        topic,
+        "SMS spend nears the SNS monthly limit",
+        Namespace="AWS/SNS",
+        MetricName="SMSMonthToDateSpentUSD",
+        Statistic="Maximum",
+        Threshold=settings["SmsSpendAlarmUsd"],
+        TreatMissingData="ignore",
+    )

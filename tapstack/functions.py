@@ -170,6 +170,7 @@ def add_functions(
             memory=256,  # claims and renders a whole batch
             statements=[
                 *policies.table_statements(appointments.arn, [dynamodb.BatchGetItem]),
+                *appointments.foreign_key_statements(),
                 *policies.index_query_statements(reminders_arn, DUE_INDEX),
                 *record_channel,
             ],

@@ -56,6 +56,33 @@ def table_statements(table_arn: Any, actions: Sequence[Action]) -> list[Statemen
     return [Statement(Effect=Allow, Action=actions, Resource=[table_arn])]
 
 
+#: What a booking app does to appointments: write them, change them, delete them, and read one back
+#: (a booking app shows what it booked). ConditionCheckItem (a condition on this table inside
+#: TransactWriteItems) and batch writes are left out: an app that uses them adds them.
+APPOINTMENT_WRITING_ACTIONS = (dynamodb.PutItem, dynamodb.UpdateItem, dynamodb.DeleteItem, dynamodb.GetItem)
+
+
+def appointments_writing_statements(table_arn: Any, key_arn: Any | None) -> list[Statement]:
+    """A booking app's grants on the Appointments table and, if it has one, the table's key.
+
+    DynamoDB uses a table's customer managed key on behalf of the caller, so the caller's role needs
+    the key too; ``kms:ViaService`` keeps the grant to requests that DynamoDB makes in this region, the
+    condition AWS's own key policy for DynamoDB uses
+    (https://docs.aws.amazon.com/kms/latest/developerguide/services-dynamodb.html).
+    """
+    found = table_statements(table_arn, list(APPOINTMENT_WRITING_ACTIONS))
+    if key_arn is not None:
+        found.append(
+            Statement(
+                Effect=Allow,
+                Action=[kms.Decrypt, kms.GenerateDataKey],
+                Resource=[key_arn],
+                Condition=Condition(StringEquals("kms:ViaService", Sub("dynamodb.${AWS::Region}.amazonaws.com"))),
+            )
+        )
+    return found
+
+
 def index_query_statements(table_arn: Any, index_name: str) -> list[Statement]:
     return [
         Statement(
@@ -66,25 +93,35 @@ def index_query_statements(table_arn: Any, index_name: str) -> list[Statement]:
     ]
 
 
+#: Any configuration set of the account in this region (see ``email_sending_statements``).
+CONFIGURATION_SETS = "arn:${AWS::Partition}:ses:${AWS::Region}:${AWS::AccountId}:configuration-set/*"
+
+
 def email_sending_statements(sender_email: Any) -> list[Statement]:
-    """SES authorises SendEmail on the identity used: the address itself or its domain."""
+    """SES authorises SendEmail on the identity used (the address itself or its domain) and, when one
+    applies, on the configuration set.
+
+    ``ses:SendEmail`` has two resource types, ``identity`` (required) and ``configuration-set``
+    (arn:${Partition}:ses:${Region}:${Account}:configuration-set/${ConfigurationSetName}:
+    https://docs.aws.amazon.com/service-authorization/latest/reference/list_amazonses.html), and an
+    identity's default configuration set "is applied every time email is sent from the identity"
+    (https://docs.aws.amazon.com/ses/latest/dg/managing-configuration-sets.html), also when the
+    request names none, as ours does. Which set that is belongs to whoever owns the identity and may
+    change without this stack, so the grant names every set of the account in this region; it is
+    only ever used together with the identity grant, which keeps the sender to our identity.
+    """
     identity = "arn:${AWS::Partition}:ses:${AWS::Region}:${AWS::AccountId}:identity/"
+    configuration_sets = Sub(CONFIGURATION_SETS)
     if isinstance(sender_email, str):
         address, domain = sender_email, sender_email.split("@", 1)[1]
-        return [
-            Statement(Effect=Allow, Action=[ses.SendEmail], Resource=[Sub(identity + address), Sub(identity + domain)])
+        resources = [Sub(identity + address), Sub(identity + domain), configuration_sets]
+    else:
+        resources = [
+            Sub(identity + f"${{{sender_email.data['Ref']}}}"),
+            Sub(identity + "${Domain}", Domain=Select(1, Split("@", sender_email))),
+            configuration_sets,
         ]
-    name = sender_email.data["Ref"]
-    return [
-        Statement(
-            Effect=Allow,
-            Action=[ses.SendEmail],
-            Resource=[
-                Sub(identity + f"${{{name}}}"),
-                Sub(identity + "${Domain}", Domain=Select(1, Split("@", sender_email))),
-            ],
-        )
-    ]
+    return [Statement(Effect=Allow, Action=[ses.SendEmail], Resource=resources)]
 
 
 def sms_sending_statements() -> list[Statement]:

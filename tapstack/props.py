@@ -25,6 +25,7 @@ PARAMETER_NAMES = (
     "DeletionProtection",
     "FailedRemindersAlarmThreshold",
     "LogRetentionDays",
+    "SmsSpendAlarmUsd",
 )
 #: The parameters of the stand-alone template. The alarm threshold and the log retention are library
 #: settings there (a host stack may make them parameters): CloudFormation reads at most 51,200 bytes
@@ -63,7 +64,15 @@ SUFFIX_PATTERN = re.compile(r"^[a-zA-Z0-9]+$")
 EMAIL_PATTERN = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 OFFSETS_PATTERN = re.compile(r"^[1-9]\d{0,4}(,[1-9]\d{0,4})*$")
 SCHEDULE_PATTERN = re.compile(r"^(rate\((1 (minute|hour|day)|([2-9]|[1-9]\d+) (minutes|hours|days))\)|cron\([^()]+\))$")
+KEY_ARN_PATTERN = re.compile(r"arn:[\w-]+:kms:[\w-]+:\d{12}:key/[\w-]+")
 MAX_OFFSET_MINUTES = 99999
+#: The longest physical name for its limit is the schedule rule's,
+#: ``<prefix>AppointmentNotificationSchedule-<suffix>``: "Maximum length of 64" for a rule name
+#: (https://docs.aws.amazon.com/eventbridge/latest/APIReference/API_PutRule.html). Prefix and suffix
+#: together get what it leaves: 32 characters. tests/test_names.py builds every physical name at
+#: these lengths and checks each against its own resource's limit.
+SCHEDULE_RULE_NAME = "AppointmentNotificationSchedule"
+MAX_PREFIX_AND_SUFFIX = 64 - len(SCHEDULE_RULE_NAME) - len("-")
 WORKFLOW_TYPES = ("EXPRESS", "STANDARD")  # the most the parameter's pattern accepts: five digits, about 69 days
 
 
@@ -72,11 +81,14 @@ class ExistingAppointmentsTable:
     """A booking app's table that the reminder system reads instead of creating its own.
 
     The table must have ``appointmentId`` (S) as its partition key and a stream (any view type:
-    the pipe passes on only the keys). Both values may be literals or the host stack's own expressions.
+    the pipe passes on only the keys). Every value may be a literal or the host stack's own expression.
+    ``kms_key_arn``: the customer managed key the table is encrypted with, if it is; the processor
+    (which reads the table) and the pipe (which reads its stream) are granted ``kms:Decrypt`` on it.
     """
 
     name: StrOrExpression
     stream_arn: StrOrExpression
+    kms_key_arn: StrOrExpression | None = None
 
     def __post_init__(self) -> None:
         if isinstance(self.name, str) and not re.fullmatch(r"[a-zA-Z0-9_.-]{3,255}", self.name):
@@ -89,6 +101,13 @@ class ExistingAppointmentsTable:
                 "existing_appointments_table.stream_arn: expected a DynamoDB stream ARN "
                 f"(arn:<partition>:dynamodb:<region>:<account>:table/<name>/stream/<label>), "
                 f"got {self.stream_arn!r}"
+            )
+        # An IAM policy names a key in Resource by its key ARN, not by an alias
+        # (https://docs.aws.amazon.com/kms/latest/developerguide/cmks-in-iam-policies.html).
+        if isinstance(self.kms_key_arn, str) and not KEY_ARN_PATTERN.fullmatch(self.kms_key_arn):
+            raise ValueError(
+                "existing_appointments_table.kms_key_arn: expected a KMS key ARN "
+                f"(arn:<partition>:kms:<region>:<account>:key/<key id>; not an alias), got {self.kms_key_arn!r}"
             )
 
 
@@ -118,12 +137,18 @@ class ReminderProps:
     alarm_email: str = ""
     #: Days after the appointment at which its reminder records expire (DynamoDB TTL).
     reminder_retention_days: int = 90
-    #: DynamoDB deletion protection on the tables this system creates.
-    deletion_protection: bool = True
+    #: DynamoDB deletion protection on the tables this system creates. Off by default: it would refuse
+    #: the DeleteTable with which CloudFormation rolls back a failed first create
+    #: (``tapstack.storage.KEEP_EXCEPT_ON_FAILED_CREATE``); turn it on once the stack exists
+    #: (docs/deploy.md).
+    deletion_protection: bool = False
     #: Reminders recorded FAILED within an hour that raise the alarm.
     failed_reminders_alarm_threshold: int = 5
-    #: Retention of every log group the system creates. 30 days keeps the logs cheap; accounts whose
-    #: Control Tower enforces CT.CLOUDWATCH.PR.2 need 365 or more (docs/guard.md).
+    #: SMS spend this month (USD, the account's, in this region) that raises the SMS spend alarm. SNS
+    #: stops sending SMS once the account's monthly spend limit is reached, $1 in a new account: the
+    #: default warns at 80 % of that; whoever raises the limit raises this with it (docs/deploy.md).
+    sms_spend_alarm_usd: float = 0.8
+    #: Retention of every log group the system creates.
     #: A year: the logs hold no customer data and little volume, and AWS Control Tower's
     #: CT.CLOUDWATCH.PR.2 asks for at least that.
     log_retention_days: int = 365
@@ -163,6 +188,13 @@ class ReminderProps:
             _bad("parameters", f"names from {', '.join(PARAMETER_NAMES)}", unknown)
         if not SUFFIX_PATTERN.match(self.environment_suffix):
             _bad("environment_suffix", "letters and digits only", self.environment_suffix)
+        if len(self.environment_suffix) > self.max_suffix_length:
+            _bad(
+                "environment_suffix",
+                f"at most {self.max_suffix_length} characters (prefix and suffix together at most"
+                f" {MAX_PREFIX_AND_SUFFIX}, so that every physical name fits its limit)",
+                self.environment_suffix,
+            )
         if self.sender_email is None:
             if "SenderEmail" not in self.parameters:
                 _bad("sender_email", "an email address (it is baked in, so it cannot be left empty)", None)
@@ -183,6 +215,9 @@ class ReminderProps:
             _bad("alarm_email", "an email address or empty", self.alarm_email)
         _check_int("reminder_retention_days", self.reminder_retention_days, 1, 3650)
         _check_int("failed_reminders_alarm_threshold", self.failed_reminders_alarm_threshold, 1, 100000)
+        spend = self.sms_spend_alarm_usd
+        if isinstance(spend, bool) or not isinstance(spend, int | float) or not 0.01 <= spend <= 1_000_000:
+            _bad("sms_spend_alarm_usd", "US dollars from 0.01 to 1000000", spend)
         if self.log_retention_days not in LOG_RETENTION_DAYS:
             _bad("log_retention_days", f"one of {LOG_RETENTION_DAYS}", self.log_retention_days)
         _check_int("claim_batch_size", self.claim_batch_size, 1, 150)
@@ -202,6 +237,11 @@ class ReminderProps:
             _check_int("reserved_concurrency", self.reserved_concurrency, 1, 1000)
         if not isinstance(self.deletion_protection, bool):
             _bad("deletion_protection", "True or False", self.deletion_protection)
+
+    @property
+    def max_suffix_length(self) -> int:
+        """The longest environment suffix that this prefix leaves room for."""
+        return MAX_PREFIX_AND_SUFFIX - len(self.prefix)
 
     @property
     def offsets_text(self) -> str:

@@ -50,11 +50,13 @@ def _parameter_specs(props: ReminderProps) -> dict[str, dict[str, Any]]:
         ConstraintDescription="an email address, e.g. reminders@example.com",
     )
     return {
+        # Every physical name ends in it; its length is bounded by the longest (ReminderProps).
         "EnvironmentSuffix": dict(
             Description="Environment suffix for resource naming",
             Default=props.environment_suffix,
             AllowedPattern=SUFFIX_PATTERN.pattern,
-            ConstraintDescription="Must contain only alphanumeric characters",
+            MaxLength=props.max_suffix_length,
+            ConstraintDescription=f"up to {props.max_suffix_length} letters and digits",
         ),
         "SenderEmail": dict(
             Description="Reminders come from this SES-verified address (or address of a verified domain)",
@@ -100,6 +102,12 @@ def _parameter_specs(props: ReminderProps) -> dict[str, dict[str, Any]]:
             MinValue=1,
             ConstraintDescription="a whole number of at least 1",
         ),
+        "SmsSpendAlarmUsd": dict(
+            Type="Number",
+            Description="SMS spend (USD) this month that raises the alarm",
+            Default=props.sms_spend_alarm_usd,
+            MinValue=0.01,
+        ),
         # CloudFormation's refusal of a value outside AllowedValues lists the allowed ones itself.
         "LogRetentionDays": dict(
             Type="Number",
@@ -122,6 +130,7 @@ def _literal_values(props: ReminderProps) -> dict[str, Any]:
         "DeletionProtection": props.deletion_protection,
         "FailedRemindersAlarmThreshold": props.failed_reminders_alarm_threshold,
         "LogRetentionDays": props.log_retention_days,
+        "SmsSpendAlarmUsd": props.sms_spend_alarm_usd,
     }
 
 

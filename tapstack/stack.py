@@ -3,19 +3,24 @@
 
 from __future__ import annotations
 
+import json
+import warnings
 from typing import Any
 
-from troposphere import Export, GetAtt, Output, Ref, Sub, Template
+from awacs.aws import Statement
+from troposphere import Export, GetAtt, Output, Ref, Sub, Template, encode_to_dict
 from troposphere.awslambda import Function
 from troposphere.cloudwatch import Alarm
 from troposphere.dynamodb import Table
 from troposphere.events import Rule
+from troposphere.iam import Policy, Role
 from troposphere.kms import Key
 from troposphere.pipes import Pipe
 from troposphere.sns import Topic
 from troposphere.sqs import Queue
 from troposphere.stepfunctions import StateMachine
 
+from tapstack import policies
 from tapstack.alarms import add_alarm_topic, add_alarms, add_topic
 from tapstack.functions import BuiltFunction, add_functions
 from tapstack.props import ReminderProps
@@ -53,6 +58,7 @@ class AppointmentReminders:
     def __init__(self, template: Template, props: ReminderProps | None = None) -> None:
         props = props or ReminderProps()
         _claim_prefix(template, props.prefix)
+        _claim_stream_reader(template, props)
         self.template = template
         self.props = props
         self.settings = settings = add_parameters(template, props)
@@ -76,6 +82,26 @@ class AppointmentReminders:
         """The created Appointments table; ``None`` when the props name an existing one."""
         return self.appointments.resource
 
+    def appointments_writing_statements(self) -> list[Statement]:
+        """What a booking app's role needs to put, update, delete and read back appointments: the
+        item actions on the Appointments table and the key the table is encrypted with."""
+        return policies.appointments_writing_statements(self.appointments.arn, self.appointments.key_arn)
+
+    def grant_appointments_write(self, role: Role) -> Policy:
+        """Add those grants to a role of the host template as an inline policy, and return it.
+
+        >>> template = Template()
+        >>> reminders = AppointmentReminders(template, ReminderProps(prefix="Clinic"))
+        >>> booking_app = template.add_resource(Role("BookingAppRole", AssumeRolePolicyDocument={}))
+        >>> reminders.grant_appointments_write(booking_app).PolicyName
+        'ClinicAppointmentsWriting'
+        """
+        policy = policies.inline_policy(
+            self.settings.logical_id("AppointmentsWriting"), self.appointments_writing_statements()
+        )
+        role.Policies = [*role.properties.get("Policies", []), policy]
+        return policy
+
     def _add_outputs(self) -> None:
         """The handles a user needs, each exported as ``<stack name>-<prefix><name>``.
 
@@ -90,6 +116,8 @@ class AppointmentReminders:
             "NotificationTopicArn": Ref(self.topic),
             "AlarmTopicArn": Ref(self.alarm_topic),
             "NotificationWorkflowArn": Ref(self.state_machine),
+            # The booking app's role needs the key its table is encrypted with (docs/deploy.md).
+            "EncryptionKeyArn": GetAtt(self.key, "Arn"),
             **{
                 f"{name}Arn": GetAtt(self.functions[name], "Arn")
                 for name in ("AppointmentProcessorFunction", "EmailSenderFunction", "SmsSenderFunction")
@@ -123,6 +151,50 @@ def _prefixes(template: Template) -> set[str]:
         setattr(template, _PREFIXES_ATTRIBUTE, set())
     prefixes: set[str] = getattr(template, _PREFIXES_ATTRIBUTE)
     return prefixes
+
+
+#: "More than 2 processes are reading from the same streams shard at the same time. Exceeding this
+#: limit may result in request throttling." (DynamoDB Streams, LimitExceededException:
+#: https://docs.aws.amazon.com/amazondynamodb/latest/APIReference/API_streams_GetRecords.html).
+#: Each system's pipe is one reader of its table's stream.
+STREAM_READERS_PER_SHARD = 2
+
+
+class StreamReadersWarning(UserWarning):
+    """A table's stream has as many readers as DynamoDB Streams allows: no room for another."""
+
+
+def _claim_stream_reader(template: Template, props: ReminderProps) -> None:
+    """Refuse a system whose pipe would be a third reader of an existing table's stream; warn at two.
+
+    Systems that create their own table each have their own stream. Only the host knows its own
+    readers of the stream (a Lambda trigger, another pipe, global tables' replication), so two systems
+    on one stream are allowed with a warning that they take every reader it has.
+    """
+    existing = props.existing_appointments_table
+    if existing is None:
+        return
+    stream = json.dumps(encode_to_dict(existing.stream_arn), sort_keys=True)
+    readers: dict[str, list[str]] = getattr(template, _STREAM_READERS_ATTRIBUTE, {})
+    setattr(template, _STREAM_READERS_ATTRIBUTE, readers)
+    systems = readers.setdefault(stream, [])
+    if len(systems) >= STREAM_READERS_PER_SHARD:
+        raise ValueError(
+            f"existing_appointments_table: expected a stream with fewer than {STREAM_READERS_PER_SHARD} readers,"
+            f" got one that the systems with prefixes {systems!r} already read: DynamoDB Streams throttles more"
+            f" than {STREAM_READERS_PER_SHARD} readers of a shard"
+        )
+    systems.append(props.prefix)
+    if len(systems) == STREAM_READERS_PER_SHARD:
+        warnings.warn(
+            f"the systems with prefixes {systems!r} are the {STREAM_READERS_PER_SHARD} readers DynamoDB Streams"
+            " allows on one stream: the table's stream has no room left for a reader of the host's own",
+            StreamReadersWarning,
+            stacklevel=3,
+        )
+
+
+_STREAM_READERS_ATTRIBUTE = "_tapstack_stream_readers"
 
 
 def build_template(props: ReminderProps | None = None) -> Template:

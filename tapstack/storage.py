@@ -21,7 +21,7 @@ from troposphere.dynamodb import (
 )
 from troposphere.kms import Key
 
-from tapstack.policies import account_arn, document
+from tapstack.policies import account_arn, document, key_statements
 from tapstack.settings import Settings
 
 #: The sparse index of reminders still to be sent, keyed by the time of the next attempt.
@@ -29,6 +29,22 @@ DUE_INDEX = "DueIndex"
 #: Write shards of the due index. Fixed: a reminder written to a shard that a later version
 #: stops reading would never be found. Eight spread the index's writes over eight partitions.
 DUE_INDEX_SHARDS = 8
+
+
+#: What the key and the tables keep when CloudFormation would delete or replace them: everything,
+#: except what a failed first create made. "RetainExceptOnCreate behaves like Retain for stack
+#: operations, except for the stack operation that initially created the resource. If the stack
+#: operation that created the resource is rolled back, CloudFormation deletes the resource"
+#: (https://docs.aws.amazon.com/AWSCloudFormation/latest/TemplateReference/aws-attribute-deletionpolicy.html),
+#: so a failed first deploy leaves no table behind to make the retry fail with "already exists".
+#: UpdateReplacePolicy has no such value: a replacement keeps the old resource.
+#: DynamoDB deletion protection would refuse that rollback's DeleteTable: a protected table cannot be
+#: deleted, whatever IAM permissions allow
+#: (https://aws.amazon.com/about-aws/whats-new/2023/03/amazon-dynamodb-table-deletion-protection/,
+#: https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/WorkingWithTables.Basics.html#WorkingWithTables.Basics.DeletionProtection),
+#: and the stack would end in ROLLBACK_FAILED with its tables kept. So the DeletionProtection
+#: setting is off by default, and docs/deploy.md says to turn it on once the first deploy succeeded.
+KEEP_EXCEPT_ON_FAILED_CREATE = {"DeletionPolicy": "RetainExceptOnCreate", "UpdateReplacePolicy": "Retain"}
 
 
 @dataclass
@@ -39,6 +55,22 @@ class AppointmentsTableRef:
     arn: Any
     stream_arn: Any
     resource: Table | None
+    #: The customer managed key the table (and so its stream) is encrypted with: the stack's for the
+    #: table it creates, the host's own for an existing table that names one, else None.
+    key_arn: Any = None
+
+    def foreign_key_statements(self) -> list[Statement]:
+        """``kms:Decrypt`` on an existing table's own key, for whoever reads the table or its stream.
+
+        DynamoDB uses a table's customer managed key on behalf of each principal that reads or writes
+        the table (https://docs.aws.amazon.com/kms/latest/developerguide/services-dynamodb.html), and
+        "DynamoDB streams are always encrypted with a table-level encryption key"
+        (https://docs.aws.amazon.com/amazondynamodb/latest/developerguide/encryption.usagenotes.html).
+        The stack's own key is granted to every role already, so only another key needs a statement.
+        """
+        if self.resource is not None or self.key_arn is None:
+            return []
+        return key_statements(self.key_arn, [kms.Decrypt])
 
 
 def add_key(template: Template, settings: Settings) -> Key:
@@ -53,8 +85,7 @@ def add_key(template: Template, settings: Settings) -> Key:
             settings.logical_id("EncryptionKey"),
             EnableKeyRotation=True,
             # Tables kept after the stack is deleted stay readable only while their key exists.
-            DeletionPolicy="Retain",
-            UpdateReplacePolicy="Retain",
+            **KEEP_EXCEPT_ON_FAILED_CREATE,
             KeyPolicy=document(
                 Statement(Effect=Allow, Principal=Principal("AWS", root), Action=[kms.Action("*")], Resource=["*"]),
                 # No DescribeKey here: it carries no encryption context, so this condition could
@@ -115,8 +146,7 @@ def _protected_table(settings: Settings, name: str, key: Key, **properties: Any)
         PointInTimeRecoverySpecification=PointInTimeRecoverySpecification(PointInTimeRecoveryEnabled=True),
         SSESpecification=SSESpecification(SSEEnabled=True, SSEType="KMS", KMSMasterKeyId=GetAtt(key, "Arn")),
         DeletionProtectionEnabled=settings["DeletionProtection"],
-        DeletionPolicy="Retain",
-        UpdateReplacePolicy="Retain",
+        **KEEP_EXCEPT_ON_FAILED_CREATE,
         **properties,
     )
 
@@ -130,6 +160,7 @@ def add_appointments_table(template: Template, settings: Settings, key: Key) -> 
             arn=account_arn("dynamodb", "table/${Name}", Name=existing.name),
             stream_arn=existing.stream_arn,
             resource=None,
+            key_arn=existing.kms_key_arn,
         )
     table = template.add_resource(
         _protected_table(
@@ -145,7 +176,11 @@ def add_appointments_table(template: Template, settings: Settings, key: Key) -> 
         )
     )
     return AppointmentsTableRef(
-        name=Ref(table), arn=GetAtt(table, "Arn"), stream_arn=GetAtt(table, "StreamArn"), resource=table
+        name=Ref(table),
+        arn=GetAtt(table, "Arn"),
+        stream_arn=GetAtt(table, "StreamArn"),
+        resource=table,
+        key_arn=GetAtt(key, "Arn"),
     )
 
 

@@ -25,6 +25,7 @@ from troposphere.sqs import Queue
 from troposphere.stepfunctions import StateMachine
 
 from tapstack import policies
+from tapstack.props import SCHEDULE_RULE_NAME
 from tapstack.settings import Settings
 from tapstack.storage import AppointmentsTableRef
 
@@ -79,7 +80,7 @@ def add_triggers(
     rule = template.add_resource(
         Rule(
             settings.logical_id("ScheduledNotificationRule"),
-            Name=settings.physical_name("AppointmentNotificationSchedule"),
+            Name=settings.physical_name(SCHEDULE_RULE_NAME),
             ScheduleExpression=settings["ScheduleExpression"],
             Targets=[
                 Target(
@@ -112,6 +113,13 @@ def add_triggers(
             UpdateReplacePolicy="Delete",
         )
     )
+    # Pipes checks its role's permissions on the source when it creates the pipe (a pipe whose role
+    # lacks them ends CREATE_FAILED: "The provided customer role does not have permissions to call
+    # ...", https://github.com/terraform-aws-modules/terraform-aws-eventbridge/issues/133). No
+    # DependsOn is needed here: the permissions are inline, part of the role resource, and the pipe
+    # names the role with GetAtt, so "Resource B is created before resource A"
+    # (https://docs.aws.amazon.com/AWSCloudFormation/latest/TemplateReference/aws-attribute-dependson.html).
+    # A separate AWS::IAM::Policy would be created in parallel with the pipe and need a DependsOn.
     pipe_role = template.add_resource(
         Role(
             settings.logical_id("PipeRole"),
@@ -120,6 +128,7 @@ def add_triggers(
                 policies.inline_policy(
                     "AppointmentStreamPipe",
                     policies.stream_reading_statements(appointments.stream_arn)
+                    + appointments.foreign_key_statements()
                     + policies.execution_starting_statements(workflow_arn, synchronously=express)
                     + data_key
                     + policies.queue_sending_statements(GetAtt(queue, "Arn"))

@@ -21,7 +21,7 @@ from typing import Any
 ALLOW, DENY, IMPLICIT_DENY = "Allow", "Deny", "ImplicitDeny"
 
 #: Condition operators and keys this evaluator understands (condition keys are case-insensitive).
-SUPPORTED_CONDITIONS = {"StringEquals": {"aws:requestedregion"}}
+SUPPORTED_CONDITIONS = {"StringEquals": {"aws:requestedregion", "kms:viaservice"}}
 SUPPORTED_STATEMENT_KEYS = {"Sid", "Effect", "Action", "Resource", "Condition"}
 
 

@@ -143,7 +143,7 @@ def test_10_the_runtime_is_current(template: dict[str, Any]) -> None:
 @pytest.mark.parametrize("logical_id", ["AppointmentsTable", "RemindersTable"])
 def test_11_tables_survive_stack_changes(template: dict[str, Any], logical_id: str) -> None:
     table = template["Resources"][logical_id]
-    assert (table["DeletionPolicy"], table["UpdateReplacePolicy"]) == ("Retain", "Retain")
+    assert (table["DeletionPolicy"], table["UpdateReplacePolicy"]) == ("RetainExceptOnCreate", "Retain")
     assert table["Properties"]["PointInTimeRecoverySpecification"]["PointInTimeRecoveryEnabled"] is True
     assert table["Properties"]["SSESpecification"]["SSEEnabled"] is True
 

@@ -45,7 +45,7 @@ def test_the_resources_diagram_shows_the_wiring(template: dict[str, Any]) -> Non
         "SmsSenderFunction -->|Publish| SMS",
         "StatusUpdaterFunction -->|Publish| NotificationTopic",
         "AppointmentProcessorFunction -->|Query, UpdateItem| RemindersTable",
-        "alarms[4 CloudWatch alarms] -->|notify| AlarmTopic",
+        "alarms[5 CloudWatch alarms] -->|notify| AlarmTopic",
     ]:
         assert edge in diagram
 

@@ -182,7 +182,13 @@ def call_requests(deployment: LocalDeployment, call: Any) -> list[tuple[str, tup
     elif call.service == "ses" and operation == "SendEmail":
         address = parseaddr(params["Source"])[1]
         identity = f"arn:aws:ses:{region}:{ACCOUNT_ID}:identity/"
-        return [(action, (identity + address, identity + address.split("@", 1)[1]))]
+        requests = [(action, (identity + address, identity + address.split("@", 1)[1]))]
+        # SES also authorises the send on the configuration set that applies: the one the request
+        # names, else the sending identity's default (docs in tapstack.policies.email_sending_statements).
+        configuration_set = params.get("ConfigurationSetName") or default_configuration_set(deployment, address)
+        if configuration_set:
+            requests.append((action, (f"arn:aws:ses:{region}:{ACCOUNT_ID}:configuration-set/{configuration_set}",)))
+        return requests
     elif call.service == "sns":
         if operation == "Publish":
             target = params.get("TopicArn") or params.get("TargetArn")
@@ -195,6 +201,19 @@ def call_requests(deployment: LocalDeployment, call: Any) -> list[tuple[str, tup
         name = urlparse(params["QueueUrl"]).path.rstrip("/").rsplit("/", 1)[-1]
         return [(action, (f"arn:aws:sqs:{region}:{ACCOUNT_ID}:{name}",))]
     raise AssertionError(f"{call.function} called {call.service}.{operation}: map it to IAM here")
+
+
+def default_configuration_set(deployment: LocalDeployment, address: str) -> str | None:
+    """The default configuration set of the identity that sends from ``address``: the address's own
+    identity, else its domain's."""
+    sesv2 = deployment.client("sesv2")
+    for identity in (address, address.split("@", 1)[1]):
+        try:
+            found = sesv2.get_email_identity(EmailIdentity=identity)
+        except sesv2.exceptions.NotFoundException:
+            continue
+        return found.get("ConfigurationSetName") or None
+    return None
 
 
 @dataclass
@@ -285,6 +304,18 @@ def email_transient_and_unknown_outcome(make: Make, clock: Any) -> None:
     assert record["status"] == "FAILED"
 
 
+def email_with_a_default_configuration_set(make: Make, clock: Any) -> None:
+    """The sender's identity has a default configuration set: SES applies it to every send."""
+    from moto.core import DEFAULT_ACCOUNT_ID
+    from moto.ses.models import ses_backends
+
+    stack = make()
+    stack.client("sesv2").create_configuration_set(ConfigurationSetName="tracking")
+    # moto has no PutEmailIdentityConfigurationSetAttributes; AWS sets the default this way.
+    ses_backends[DEFAULT_ACCOUNT_ID][stack.region].email_identities[SENDER].configuration_set_name = "tracking"
+    assert deliver_now(stack, "tracked")["emailResult"]["status"] == "SENT"
+
+
 def pipe_dead_letter(make: Make, clock: Any) -> None:
     stack = make()
     stack.inject(
@@ -336,6 +367,7 @@ SCENARIOS: dict[str, Callable[[Make, Any], None]] = {
     # Paths the end-to-end tests do not take.
     "sms faults and opt-out": sms_faults_and_opt_out,
     "email transient and unknown outcome": email_transient_and_unknown_outcome,
+    "email with a default configuration set": email_with_a_default_configuration_set,
     "pipe dead letter": pipe_dead_letter,
     "continuation": continuation,
 }
@@ -519,9 +551,12 @@ def test_star_is_a_resource_only_where_aws_authorises_on_star_alone(evidence: li
                     if action not in STAR_ACTIONS:
                         wrong.add(f"{role}: {action} on *, which AWS authorises on a resource ARN")
                 elif "*" in resource or "?" in resource:
-                    # The one exception: a log group's own Arn attribute ends in ":*" (its streams).
+                    # A log group's own Arn attribute ends in ":*" (its streams); and a send is also
+                    # authorised on whichever configuration set the identity's owner made its default.
                     own_log_group_arn = resource_kind(evidence_.template, expression) == "AWS::Logs::LogGroup"
-                    if not (own_log_group_arn and resource.endswith(":*") and resource.count("*") == 1):
+                    own_streams = own_log_group_arn and resource.endswith(":*")
+                    any_configuration_set = action == "ses:SendEmail" and resource.endswith(":configuration-set/*")
+                    if not ((own_streams or any_configuration_set) and resource.count("*") == 1):
                         wrong.add(f"{role}: a wildcard resource {resource} for {action}")
     assert not wrong, "\n".join(sorted(wrong))
 

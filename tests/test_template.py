@@ -129,6 +129,8 @@ def test_parameter_defaults(template: dict[str, Any]) -> None:
     assert parameters["ScheduleExpression"]["Default"] == "rate(1 minute)"
     assert parameters["EnvironmentSuffix"]["Default"] == "dev"
     assert parameters["DeletionProtection"]["AllowedValues"] == ["true", "false"]
+    # On, it would refuse the rollback of a failed first create (docs/deploy.md: turn it on after).
+    assert parameters["DeletionProtection"]["Default"] == "false"
     assert parameters["ReminderRetentionDays"]["Default"] == 90
 
 
@@ -138,7 +140,8 @@ def test_parameter_defaults(template: dict[str, Any]) -> None:
 @pytest.mark.parametrize("logical_id", ["AppointmentsTable", "RemindersTable"])
 def test_tables_keep_their_data(template: dict[str, Any], logical_id: str) -> None:
     table = template["Resources"][logical_id]
-    assert table["DeletionPolicy"] == "Retain"
+    # Kept on a stack delete or replacement; deleted only by the rollback of the create that made it.
+    assert table["DeletionPolicy"] == "RetainExceptOnCreate"
     assert table["UpdateReplacePolicy"] == "Retain"
     properties = table["Properties"]
     assert properties["PointInTimeRecoverySpecification"] == {"PointInTimeRecoveryEnabled": True}
@@ -152,7 +155,7 @@ def test_tables_keep_their_data(template: dict[str, Any], logical_id: str) -> No
 
 def test_key_is_kept_with_the_tables_it_encrypts(template: dict[str, Any]) -> None:
     key = template["Resources"]["EncryptionKey"]
-    assert key["DeletionPolicy"] == "Retain"
+    assert (key["DeletionPolicy"], key["UpdateReplacePolicy"]) == ("RetainExceptOnCreate", "Retain")
     assert key["Properties"]["EnableKeyRotation"] is True
     principals = [s["Principal"] for s in key["Properties"]["KeyPolicy"]["Statement"]]
     assert {"Service": "cloudwatch.amazonaws.com"} in principals
@@ -257,6 +260,8 @@ EXPECTED_GRANTS = {
                     {"Domain": {"Fn::Select": [1, {"Fn::Split": ["@", {"Ref": "SenderEmail"}]}]}},
                 ]
             },
+            # The identity's default configuration set, whichever it is (tapstack.policies).
+            {"Fn::Sub": "arn:${AWS::Partition}:ses:${AWS::Region}:${AWS::AccountId}:configuration-set/*"},
         ],
     },
     "SmsSenderRole": {
@@ -451,7 +456,7 @@ def test_schedule_uses_the_parameter(template: dict[str, Any]) -> None:
 
 
 def test_alarms_notify_an_encrypted_topic_with_an_optional_subscription(template: dict[str, Any]) -> None:
-    resource_count_is(template, "AWS::CloudWatch::Alarm", 4)
+    resource_count_is(template, "AWS::CloudWatch::Alarm", 5)
     for alarm in resources(template, "AWS::CloudWatch::Alarm").values():
         assert alarm["Properties"]["AlarmActions"] == [{"Ref": "AlarmTopic"}]
     assert template["Resources"]["AlarmTopic"]["Properties"]["KmsMasterKeyId"] == KEY

@@ -116,8 +116,10 @@ def check_stack(stack: DeployedStack, _: DoctorOptions) -> list[Finding]:
     start_over = (
         failed_events,
         f"aws cloudformation delete-stack {where}",
-        f"fix the cause, then {redeploy}; should that create fail because a table already exists, the failed "
-        "create retained it (DeletionPolicy Retain): delete it, or deploy with another EnvironmentSuffix",
+        f"fix the cause, then {redeploy}; should that create fail because a table already exists, an earlier "
+        "stack of this suffix kept it when it was deleted (a failed create keeps nothing: DeletionPolicy "
+        "RetainExceptOnCreate): delete it or import it (README.md, 'When a deploy fails, and after a stack "
+        "delete'), or deploy with another EnvironmentSuffix",
     )
     failures: dict[str, tuple[str, tuple[str, ...]]] = {
         "CREATE_FAILED": ("the first create failed and was not rolled back", start_over),
