@@ -17,6 +17,7 @@ from troposphere.logs import LogGroup
 from troposphere.sns import Topic
 
 from tapstack import policies
+from tapstack.messages import checked_environment, email_sender_environment, processor_environment
 from tapstack.settings import Settings
 from tapstack.sources import HANDLER_MODULES, handler_parts
 from tapstack.storage import DUE_INDEX, DUE_INDEX_SHARDS, AppointmentsTableRef
@@ -139,7 +140,9 @@ def _add_function(template: Template, settings: Settings, key: Key, spec: Functi
             Timeout=spec.timeout,
             MemorySize=spec.memory,
             Code=Code(ZipFile=inline_code(template, HANDLER_MODULES[spec.logical_id])),
-            Environment=Environment(Variables=spec.environment),
+            Environment=Environment(
+                Variables=checked_environment(template, settings.logical_id(spec.logical_id), spec.environment)
+            ),
             KmsKeyArn=GetAtt(key, "Arn"),
             TracingConfig=TracingConfig(Mode="Active"),
             LoggingConfig=LoggingConfig(LogGroup=Ref(log_group)),
@@ -183,6 +186,7 @@ def add_functions(
                 "CLAIM_LEASE_SECONDS": str(CLAIM_LEASE_SECONDS),
                 "METRICS_NAMESPACE": metrics_namespace(settings),
                 "RETENTION_DAYS": settings["ReminderRetentionDays"],
+                **processor_environment(settings),
             },
         ),
         FunctionSpec(
@@ -196,7 +200,11 @@ def add_functions(
                 *policies.email_sending_statements(settings["SenderEmail"]),
                 *record_channel,
             ],
-            environment={"REMINDERS_TABLE": Ref(reminders), "SENDER_EMAIL": settings["SenderEmail"]},
+            environment={
+                "REMINDERS_TABLE": Ref(reminders),
+                "SENDER_EMAIL": settings["SenderEmail"],
+                **email_sender_environment(settings),
+            },
         ),
         FunctionSpec(
             logical_id="SmsSenderFunction",

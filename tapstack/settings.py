@@ -7,6 +7,7 @@ from typing import Any
 
 from troposphere import AWSHelperFn, Parameter, Ref, Sub, Template
 
+from tapstack.messages import message_literal_values, message_parameter_specs
 from tapstack.props import (
     EMAIL_PATTERN,
     LOG_RETENTION_DAYS,
@@ -127,8 +128,8 @@ def _literal_values(props: ReminderProps) -> dict[str, Any]:
 
 def add_parameters(template: Template, props: ReminderProps) -> Settings:
     """Add the parameters ``props`` asks for; the other settings keep their literal values."""
-    specs = _parameter_specs(props)
-    values = _literal_values(props)
+    specs = {**_parameter_specs(props), **message_parameter_specs(props.messages)}
+    values = {**_literal_values(props), **message_literal_values(props.messages)}
     for name, spec in specs.items():
         if name in props.parameters:
             spec.setdefault("Type", "String")
