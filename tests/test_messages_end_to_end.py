@@ -322,6 +322,25 @@ def test_a_malformed_template_parameter_falls_back_to_the_built_in_one_with_a_wa
     assert reminder(deployment, "a1#1440")["state"] == reminder(deployment, "a2#1440")["state"] == "SENT"
 
 
+def test_a_job_stays_bounded_whatever_the_template_repeats(stack: Callable[..., LocalDeployment]) -> None:
+    """An attribute's value is cut to 200 characters and each rendered part to 5,000, so that one job
+    always fits the jobs' payload limit (handlers/README.md)."""
+    deployment = stack(EmailTextTemplate="{notes}|" * 40, EmailSubjectTemplate="{notes}")
+
+    deliver(deployment, notes="x" * 1000)
+
+    request = the_email(deployment)
+    assert subject(request) == "x" * 200
+    assert email_text(request) == ("x" * 200 + "|") * 24 + "x" * 176
+    (job,) = [
+        job
+        for i in deployment.monitor.invocations
+        if i.function.endswith(PROCESSOR)
+        for job in (i.result or {}).get("jobs", [])
+    ]
+    assert len(json.dumps(job)) < 12_000
+
+
 def test_a_line_break_in_a_parameter_is_written_backslash_n(stack: Callable[..., LocalDeployment]) -> None:
     deployment = stack(EmailTextTemplate="Hello {customerName},\\n\\nSee you {when}.", EmailSubjectTemplate="A\\nB")
 
