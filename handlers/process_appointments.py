@@ -59,10 +59,11 @@ dynamodb = boto3.client("dynamodb", config=Config(retries={"mode": "standard"}))
 #: The parts of a message, in the order render() takes them, each with its words when its template
 #: is empty or malformed: today's English reminder. The email's HTML part has none: without a
 #: template the email is plain text only.
+REMINDER = "This is a reminder of your appointment on {when}."
 BUILT_IN_TEMPLATES = {
     "EMAIL_SUBJECT": "Reminder: your appointment on {when}",
-    "EMAIL_TEXT": "Hello {customerName},\n\nThis is a reminder of your appointment on {when}.\n",
-    "SMS_TEXT": "This is a reminder of your appointment on {when}.",
+    "EMAIL_TEXT": "Hello {customerName},\n\n" + REMINDER + "\n",
+    "SMS_TEXT": REMINDER,
     "EMAIL_HTML": "",
 }
 #: A value from the appointment is cut to this many characters, and each rendered part of a message
