@@ -23,7 +23,12 @@ SENDER_EMAIL = os.environ["SENDER_EMAIL"]
 #: RFC 2047 encoded-word, which SES requires of a "friendly from" name:
 #: https://docs.aws.amazon.com/ses/latest/APIReference/API_SendEmail.html (Source).
 SOURCE = formataddr(("".join(c for c in os.environ.get("SENDER_NAME", "") if c.isprintable()).strip(), SENDER_EMAIL))
-#: Where the customer's replies go (ReplyToAddresses); the sender's address when empty.
+#: Where the customer's replies go; the sender's address when empty. SendEmail's ReplyToAddresses:
+#: "If the recipient replies to the message, each reply-to address receives the reply"
+#: (https://docs.aws.amazon.com/ses/latest/APIReference/API_SendEmail.html). IAM controls the "From",
+#: recipient and "Return-Path" addresses, not the Reply-To
+#: (https://docs.aws.amazon.com/ses/latest/dg/control-user-access.html): the grant stays on the
+#: sender identity.
 REPLY_TO = os.environ.get("REPLY_TO_EMAIL")
 ses = boto3.client("ses", config=PROVIDER)
 # Sane, not RFC 5322: catches what SES would refuse anyway, before a mark is written.
