@@ -50,6 +50,9 @@ def test_preview_prints_the_email_and_the_sms_as_the_customer_reads_them(
     assert main(["preview", "--template", str(template_file), "--item", str(item), *parameters]) == 0
 
     out = capsys.readouterr().out
+    assert out.startswith(
+        "locale: fr (the appointment's fr-FR)\ntime:   mardi 3 mars 2026 à 09:00 CET (Europe/Paris)\n"
+    )
     assert "email to demo-1@example.com\n" in out
     # A mail client shows the name; SES gets it as an RFC 2047 encoded-word.
     assert "From:     Salon Émile <reminders@example.com>  (sent as =?utf-8?q?Salon_=C3=89mile?=" in out
@@ -72,6 +75,7 @@ def test_preview_reads_dynamodb_json_and_shows_warnings_without_contact_data(
     )
 
     out = capsys.readouterr().out
+    assert out.startswith("locale: en-GB (DefaultLocale: the appointment's tlh is not supported)\n")
     assert "email: not requested (notificationChannels)\n" in out
     assert "sms to +15555550123 (GSM-7, 1 segment, at most 2)\n" in out
     assert "  This is a reminder of your appointment on Tuesday 3 March 2026 at 09:00 CET (Europe/Paris).\n" in out

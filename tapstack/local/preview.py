@@ -42,6 +42,7 @@ class PreviewError(ValueError):
 class Preview:
     """The rendered reminder: the processor's job fields and what each sender would send."""
 
+    #: The supported locale the dates and times are written in, and the appointment's own ``locale``.
     locale: str
     when: str
     #: SES's SendEmail request (None: not requested or no address, see ``email_skipped``).
@@ -52,6 +53,7 @@ class Preview:
     sms_encoding: str = ""
     sms_segments: int = 0
     sms_max_segments: int = 0
+    appointment_locale: str | None = None
     #: The handlers' warnings (a malformed template, an unknown locale or zone): JSON log lines.
     warnings: list[dict[str, Any]] = field(default_factory=list)
 
@@ -188,6 +190,7 @@ def preview(
             sms=None,
             sms_skipped=_skipped(job["sms"], "customerPhone"),
             sms_max_segments=processor.SMS_MAX_SEGMENTS,
+            appointment_locale=appointment["locale"],
         )
         if result.email_skipped is None:
             result.email = sender.email_request(job["email"])
@@ -212,7 +215,7 @@ def _skipped(message: dict[str, Any] | None, attribute: str) -> str | None:
 
 def print_preview(result: Preview, out: TextIO) -> None:
     """The email (From, Reply-To, Subject, text, HTML) and the SMS (its encoding and segments)."""
-    out.write(f"locale: {result.locale}\ntime:   {result.when}\n\n")
+    out.write(f"locale: {result.locale} ({_locale_source(result)})\ntime:   {result.when}\n\n")
     if result.email is None:
         out.write(f"email: {result.email_skipped}\n")
     else:
@@ -228,6 +231,16 @@ def print_preview(result: Preview, out: TextIO) -> None:
     for warning in result.warnings:
         details = ", ".join(f"{k}={v}" for k, v in warning.items() if k not in ("level", "event") and v != "")
         out.write(f"\nwarning: {warning['event']}" + (f" ({details})" if details else "") + "\n")
+
+
+def _locale_source(result: Preview) -> str:
+    """Where the locale comes from: the appointment's own, or DefaultLocale's (and why)."""
+    asked = result.appointment_locale
+    if not asked:
+        return "DefaultLocale: the appointment has no locale"
+    if any(warning["event"] == "unknown_locale" for warning in result.warnings):
+        return f"DefaultLocale: the appointment's {asked} is not supported"
+    return f"the appointment's {asked}"
 
 
 def email_lines(request: Mapping[str, Any]) -> str:
