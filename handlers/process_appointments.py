@@ -23,6 +23,15 @@ import boto3
 from botocore.config import Config
 
 from .common import RetryableError, conditional_update, emit_metrics, error_code, is_transient, log
+from .messages import (
+    TemplateError,
+    describe_time,
+    fit_sms,
+    parse_template,
+    render_template,
+    resolve_locale,
+    sms_segments,
+)
 
 APPOINTMENTS_TABLE = os.environ["APPOINTMENTS_TABLE"]
 REMINDERS_TABLE = os.environ["REMINDERS_TABLE"]
@@ -40,14 +49,63 @@ JOBS_PAYLOAD_LIMIT = 200_000
 
 CHANNELS = ["email", "sms"]
 BOOKED = {"S": "BOOKED"}
-WEEKDAYS = "Monday Tuesday Wednesday Thursday Friday Saturday Sunday".split()
-MONTHS = "January February March April May June July August September October November December".split()
 # Open for a decision: due (PENDING) or claimed by a run whose lease has run out (SENDING). Only
 # open reminders have attemptAt: it is the due time while PENDING, the lease's end while SENDING.
 OPEN = "attemptAt <= :now"
 NAMES = {"#s": "state", "#st": "status"}
 
 dynamodb = boto3.client("dynamodb", config=Config(retries={"mode": "standard"}))  # 3 attempts in all
+
+#: The parts of a message, in the order render() takes them, each with its words when its template
+#: is empty or malformed: today's English reminder. The email's HTML part has none: without a
+#: template the email is plain text only.
+REMINDER = "This is a reminder of your appointment on {when}."
+BUILT_IN_TEMPLATES = {
+    "EMAIL_SUBJECT": "Reminder: your appointment on {when}",
+    "EMAIL_TEXT": "Hello {customerName},\n\n" + REMINDER + "\n",
+    "SMS_TEXT": REMINDER,
+    "EMAIL_HTML": "",
+}
+#: A value from the appointment is cut to this many characters, and each rendered part of a message
+#: to MESSAGE_LIMIT: even a template that repeats a placeholder a thousand times makes a job of at
+#: most 3 parts of 5,000 characters, each at most 12 bytes of JSON (an escaped surrogate pair), so
+#: a single job always fits JOBS_PAYLOAD_LIMIT.
+VALUE_LIMIT = 200
+MESSAGE_LIMIT = 5000
+
+
+def load_templates(raw: Any, language: str) -> dict[str, str]:
+    """One language's templates from the environment's values (``raw``: the stack parameters' for
+    the default set, ``language`` ""): a ``\\n`` (backslash, n) is a line break, since a stack
+    parameter is one line. An empty template is the built-in one; so is a malformed one, with a
+    warning: a typo in a stack parameter must never stop the reminders."""
+    templates = {}
+    for part, built_in in BUILT_IN_TEMPLATES.items():
+        template = raw.get(part, "").replace("\\n", "\n")
+        try:
+            parse_template(template)
+        except TemplateError as error:
+            log("WARNING", "invalid_template", template=part, language=language, error=str(error))
+            template = ""
+        templates[part] = template or built_in
+    return templates
+
+
+#: The templates by language ("" for the default set, the stack parameters; the library's sets of
+#: other languages, as JSON, in LANGUAGE_TEMPLATES), checked once per container.
+TEMPLATES = {
+    language: load_templates(raw, language)
+    for language, raw in {"": os.environ, **json.loads(os.environ.get("LANGUAGE_TEMPLATES", "{}"))}.items()
+}
+
+
+#: The locale of an appointment without a known one of its own (British English, as the reminders
+#: always read, when the setting is not a supported locale: a warning says so).
+DEFAULT_LOCALE = resolve_locale(os.environ.get("DEFAULT_LOCALE")) or ""
+if not DEFAULT_LOCALE:
+    log("WARNING", "unknown_default_locale")
+    DEFAULT_LOCALE = "en-GB"
+SMS_MAX_SEGMENTS = int(os.environ["SMS_MAX_SEGMENTS"])
 
 
 class Run:
@@ -102,12 +160,15 @@ def parse(raw: dict[str, Any] | None) -> tuple[dict[str, Any] | None, str | None
         "name": text(raw, "customerName", 60),
         "email": text(raw, "customerEmail", 254, cut=False),
         "phone": text(raw, "customerPhone", 16, cut=False),
+        "locale": text(raw, "locale", 35),
+        # Every string or number attribute, for the templates (any other type reads as empty).
+        "values": {name: (value.get("S") or value.get("N") or "")[:VALUE_LIMIT] for name, value in raw.items()},
     }
     return appointment, None
 
 
-def local_time(appointment: dict[str, Any]) -> str:
-    """The appointment's time in the customer's zone, with the zone named; UTC, labelled, when the
+def local_time(appointment: dict[str, Any]) -> tuple[datetime, str]:
+    """The appointment's time in the customer's zone, and the zone's label; UTC, labelled, when the
     zone is unknown (a UTC time is never presented as local)."""
     try:
         zone = UTC if appointment["zone"] is None else zoneinfo.ZoneInfo(appointment["zone"])
@@ -116,27 +177,34 @@ def local_time(appointment: dict[str, Any]) -> str:
         problem = "unknown_time_zone" if zoneinfo.available_timezones() else "time_zone_database_missing"
         log("WARNING", problem, appointmentId=appointment["id"])
     moment = datetime.fromtimestamp(appointment["time"], zone)
-    label = "UTC" if zone is UTC else f"{moment.tzname()} ({appointment['zone']})"
-    return (
-        f"{WEEKDAYS[moment.weekday()]} {moment.day} {MONTHS[moment.month - 1]} {moment.year} at {moment:%H:%M} {label}"
-    )
+    return moment, "UTC" if zone is UTC else f"{moment.tzname()} ({appointment['zone']})"
 
 
 def render(appointment: dict[str, Any]) -> dict[str, Any]:
-    """The job's localTime, email and sms (None when not requested, {"to": None} without an address)."""
-    at = local_time(appointment)
-    hello = f"Hello {appointment['name']}," if appointment["name"] else "Hello,"
-    body = f"This is a reminder of your appointment on {at}."
-    # Plain text only: it reads the same in every mail client and leaves nothing to escape.
-    messages = {
-        "email": {
-            "to": appointment["email"],
-            "subject": f"Reminder: your appointment on {at}",
-            "text": f"{hello}\n\n{body}\n",
-        },
-        "sms": {"to": appointment["phone"], "text": body},
+    """The job's localTime, email and sms (None when not requested, {"to": None} without an address),
+    in the appointment's locale (else the default one, with a warning when it is unknown) and with
+    its language's templates (else the default set). The SMS is cut to SMS_MAX_SEGMENTS."""
+    locale = resolve_locale(appointment["locale"])
+    if appointment["locale"] and not locale:
+        log("WARNING", "unknown_locale", appointmentId=appointment["id"])
+    locale = locale or DEFAULT_LOCALE
+    templates = TEMPLATES.get(locale[:2], TEMPLATES[""])
+    # The computed placeholders over the attributes of the same name (the customer's name bounded).
+    values = {
+        **appointment["values"],
+        "customerName": appointment["name"],
+        **describe_time(*local_time(appointment), locale),
     }
-    job: dict[str, Any] = {"localTime": at}
+    subject, body, sms, html = (
+        render_template(templates[part], values, html=part == "EMAIL_HTML")[:MESSAGE_LIMIT]
+        for part in BUILT_IN_TEMPLATES
+    )
+    email = {"to": appointment["email"], "subject": " ".join(subject.split()), "text": body}  # a subject is one line
+    messages = {
+        "email": {**email, "html": html} if html else email,
+        "sms": {"to": appointment["phone"], "text": fit_sms(sms, SMS_MAX_SEGMENTS)},
+    }
+    job: dict[str, Any] = {"localTime": values["when"]}
     for channel, message in messages.items():
         if channel not in appointment["channels"]:
             job[channel] = None
@@ -371,6 +439,10 @@ def settle(run: Run, record: dict[str, Any], raw: dict[str, Any] | None) -> str:
     if not written:
         return "unchanged"
     log("INFO", "reminder_sending", reminderId=reminder_id)
+    if (job["sms"] or {}).get("text"):
+        # What the SMS will cost, never its text: one embedded-metric line per SMS.
+        encoding, segments = sms_segments(job["sms"]["text"])
+        emit_metrics(METRICS_NAMESPACE, {"SmsSegments": segments}, "Count", reminderId=reminder_id, encoding=encoding)
     run.jobs.append(job)
     run.payload += size
     return "sending"

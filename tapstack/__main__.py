@@ -1,5 +1,6 @@
-"""``python -m tapstack build ...``, ``python -m tapstack simulate [SCENARIO.json]``, and the commands that
-operate a deployed stack: ``doctor``, ``backfill`` and ``status`` (``--stack NAME``)."""
+"""``python -m tapstack build ...``, ``python -m tapstack simulate [SCENARIO.json]``,
+``python -m tapstack preview --item ITEM.json``, and the commands that operate a deployed stack:
+``doctor``, ``backfill`` and ``status`` (``--stack NAME``)."""
 
 from __future__ import annotations
 
@@ -10,6 +11,18 @@ import sys
 from pathlib import Path
 
 from tapstack import cli
+
+
+def parameter_overrides(assignments: list[str]) -> dict[str, str] | None:
+    """``Name=value`` assignments as a mapping; None (and the error printed) when one is malformed."""
+    parameters = {}
+    for assignment in assignments:
+        name, separator, value = assignment.partition("=")
+        if not separator:
+            print(f"error: --parameter expects Name=value, got {assignment!r}", file=sys.stderr)
+            return None
+        parameters[name] = value
+    return parameters
 
 
 def simulate(args: argparse.Namespace) -> int:
@@ -23,13 +36,9 @@ def simulate(args: argparse.Namespace) -> int:
     # moto's interpreter logs every Choice that finds no path as an error; the timeline says what matters.
     logging.getLogger("moto").setLevel(logging.CRITICAL)
 
-    parameters = {}
-    for assignment in args.parameter:
-        name, separator, value = assignment.partition("=")
-        if not separator:
-            print(f"error: --parameter expects Name=value, got {assignment!r}", file=sys.stderr)
-            return 2
-        parameters[name] = value
+    parameters = parameter_overrides(args.parameter)
+    if parameters is None:
+        return 2
     try:
         scenario = Scenario.load(args.scenario)
         if not args.template.is_file():
@@ -40,8 +49,27 @@ def simulate(args: argparse.Namespace) -> int:
     except (ScenarioError, UnsupportedTemplate) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    print_timeline(result, sys.stdout)
+    print_timeline(result, sys.stdout, show_messages=args.messages or scenario.show_messages)
     return 0 if result.ok else 1
+
+
+def preview(args: argparse.Namespace) -> int:
+    try:
+        from tapstack.local.preview import PreviewError, UnsupportedTemplate, load_item, print_preview
+        from tapstack.local.preview import preview as render_preview
+    except ImportError as error:
+        print(f"error: preview needs the local extra: pip install 'tapstack[local]' ({error})", file=sys.stderr)
+        return 2
+    parameters = parameter_overrides(args.parameter)
+    if parameters is None:
+        return 2
+    try:
+        result = render_preview(args.template, load_item(args.item), parameters, args.prefix)
+    except (PreviewError, UnsupportedTemplate) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    print_preview(result, sys.stdout)
+    return 0
 
 
 def add_doctor(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -83,7 +111,10 @@ def main(argv: list[str] | None = None) -> int:
     for action in cli.build_parser()._actions[1:]:  # the same options as build.py
         build._add_action(action)
     run = commands.add_parser("simulate", help="run a scenario on the generated template, locally on moto")
-    run.add_argument("scenario", nargs="?", type=Path, help="scenario JSON (default: the shipped scenario)")
+    run.add_argument(
+        "scenario", nargs="?", type=Path, help="scenario JSON, or a shipped scenario's name (default, messages)"
+    )
+    run.add_argument("--messages", action="store_true", help="print every message sent, as its recipient reads it")
     run.add_argument("--template", type=Path, default=cli.DEFAULT_OUTPUT, help="template to run (default %(default)s)")
     run.add_argument(
         "--parameter",
@@ -92,12 +123,27 @@ def main(argv: list[str] | None = None) -> int:
         metavar="Name=value",
         help="override a template parameter (repeatable)",
     )
+    shown = commands.add_parser(
+        "preview", help="render one appointment's email and SMS as the template's handlers would, without AWS"
+    )
+    shown.add_argument("--item", type=Path, required=True, help="the appointment item (JSON or DynamoDB JSON)")
+    shown.add_argument("--template", type=Path, default=cli.DEFAULT_OUTPUT, help="template (default %(default)s)")
+    shown.add_argument(
+        "--parameter",
+        action="append",
+        default=[],
+        metavar="Name=value",
+        help="a template parameter's value, as deployed (repeatable)",
+    )
+    shown.add_argument("--prefix", help="which system, when the template holds several (their prefix)")
     add_doctor(commands)
     add_operation(commands, "backfill", "plan reminders for the appointments already in the table")
     add_operation(commands, "status", "reminders open, deferred, overdue, their outcomes and failures (read-only)")
     args = parser.parse_args(argv)
     if args.command == "build":
         return cli.run(args)
+    if args.command == "preview":
+        return preview(args)
     if args.command in ("doctor", "backfill", "status"):
         code: int = args.run(args)
         return code

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TypeAlias
 
 from troposphere import AWSHelperFn
 
+from tapstack.messages import MESSAGE_PARAMETER_NAMES, MessageProps
 from tapstack.timing import EXECUTION_TIMEOUT_SECONDS, execution_worst_case_seconds
 
 #: A value given either literally or as a CloudFormation expression of the host stack
@@ -26,6 +27,7 @@ PARAMETER_NAMES = (
     "FailedRemindersAlarmThreshold",
     "LogRetentionDays",
     "SmsSpendAlarmUsd",
+    *MESSAGE_PARAMETER_NAMES,
 )
 #: The parameters of the stand-alone template. The alarm threshold and the log retention are library
 #: settings there (a host stack may make them parameters): CloudFormation reads at most 51,200 bytes
@@ -172,6 +174,8 @@ class ReminderProps:
     reserved_concurrency: int | None = None
     #: Create the stack's Outputs (with ``${AWS::StackName}-<prefix><Name>`` exports).
     outputs: bool = True
+    #: What the reminders say and how: templates, languages, sender name (``tapstack.messages``).
+    messages: MessageProps = field(default_factory=MessageProps)
 
     def __post_init__(self) -> None:
         # A set given as list or set is accepted and frozen, so props stay hashable.

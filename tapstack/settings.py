@@ -7,6 +7,7 @@ from typing import Any
 
 from troposphere import AWSHelperFn, Parameter, Ref, Sub, Template
 
+from tapstack.messages import message_literal_values, message_parameter_specs
 from tapstack.props import (
     EMAIL_PATTERN,
     LOG_RETENTION_DAYS,
@@ -59,15 +60,15 @@ def _parameter_specs(props: ReminderProps) -> dict[str, dict[str, Any]]:
             ConstraintDescription=f"up to {props.max_suffix_length} letters and digits",
         ),
         "SenderEmail": dict(
-            Description="Reminders come from this SES-verified address (or address of a verified domain)",
+            Description="SES-verified sender address (or one of a verified domain)",
             **({} if props.sender_email is None else {"Default": props.sender_email}),
             **email_rule,
         ),
         "ReminderOffsetsMinutes": dict(
-            Description="Minutes before the appointment a reminder is due, comma-separated",
+            Description="Minutes before the appointment each reminder is due",
             Default=props.offsets_text,
             AllowedPattern=OFFSETS_PATTERN.pattern,
-            ConstraintDescription=f"minutes from 1 to {MAX_OFFSET_MINUTES}, comma-separated, e.g. 1440,60",
+            ConstraintDescription=f"1 to {MAX_OFFSET_MINUTES}, comma-separated, e.g. 1440,60",
         ),
         "ScheduleExpression": dict(
             Description="How often to look for due reminders",
@@ -83,7 +84,7 @@ def _parameter_specs(props: ReminderProps) -> dict[str, dict[str, Any]]:
         ),
         "ReminderRetentionDays": dict(
             Type="Number",
-            Description="Days after the appointment its reminder records expire",
+            Description="Days reminder records are kept after the appointment",
             Default=props.reminder_retention_days,
             MinValue=1,
             MaxValue=3650,
@@ -136,8 +137,8 @@ def _literal_values(props: ReminderProps) -> dict[str, Any]:
 
 def add_parameters(template: Template, props: ReminderProps) -> Settings:
     """Add the parameters ``props`` asks for; the other settings keep their literal values."""
-    specs = _parameter_specs(props)
-    values = _literal_values(props)
+    specs = {**_parameter_specs(props), **message_parameter_specs(props.messages)}
+    values = {**_literal_values(props), **message_literal_values(props.messages)}
     for name, spec in specs.items():
         if name in props.parameters:
             spec.setdefault("Type", "String")

@@ -42,10 +42,10 @@ MINIFIER_OPTIONS: dict[str, Any] = dict(
     remove_annotations=True,
     rename_locals=True,  # no log line and no stack-trace frame shows a local's name
     rename_globals=False,
-    hoist_literals=False,  # a string stays where it is used, not in a variable named A
+    hoist_literals=False,  # but see minify(): a handler's own part names its repeated literals once
     remove_asserts=False,
     remove_debug=False,
-    prefer_single_line=False,  # module-level statements keep a line each
+    prefer_single_line=True,  # module-level simple statements too are joined with ";"
     constant_folding=False,  # 24 * 3600 stays as written
 )
 
@@ -82,7 +82,7 @@ def handler_parts(module: str) -> list[Part]:
     calls = _calls()
     renames = constant_renames()
     return [
-        Part(name, minify(positional_only(renamed(source, renames), calls)), shared=name != module)
+        Part(name, minify(positional_only(renamed(source, renames), calls), own=name == module), shared=name != module)
         for name, source in bundler.parts
     ]
 
@@ -210,13 +210,14 @@ def _calls() -> Calls:
 
 
 def constant_renames() -> dict[str, str]:
-    """A short name (``_A``, ``_B``, ...) for each module-level constant or client of the handlers
+    """A short name (``A_``, ``B_``, ...) for each module-level constant or client of the handlers
     (``REMINDERS_TABLE``, ``dynamodb``): a name bound at module level by an assignment only, in any
     handler module, and bound nowhere inside a function (no parameter, local or loop variable of that
     name could be confused with it). One mapping for every module, so the parts of one ``index.py``
     that share a constant agree on its short name. The most used names come first, so the mapping
     stays stable when a rarely used one is added. Functions, classes, ``handler`` and imports keep
-    their names: they are what a stack trace shows.
+    their names: they are what a stack trace shows. (``A_``, ``B_``...: python-minifier names what
+    it hoists ``_A``, ``_B``..., see :func:`minify`.)
     """
     trees = [ast.parse(path.read_text(encoding="utf-8")) for path in _handler_files()]
     assigned: set[str] = set()
@@ -236,7 +237,7 @@ def constant_renames() -> dict[str, str]:
         node.id for tree in trees for node in ast.walk(tree) if isinstance(node, ast.Name) and node.id in constants
     )
     identifiers = {getattr(node, "id", None) or getattr(node, "arg", None) for tree in trees for node in ast.walk(tree)}
-    short = (f"_{letter}" for letter in string.ascii_letters if f"_{letter}" not in identifiers)
+    short = (f"{letter}_" for letter in string.ascii_letters if f"{letter}_" not in identifiers)
     return {name: next(short) for name, _ in sorted(used.items(), key=lambda item: (-item[1], item[0]))}
 
 
@@ -269,13 +270,20 @@ def _handler_files() -> list[Path]:
     return sorted(handler_path("common").parent.glob("*.py"))
 
 
-def minify(source: str) -> str:
+def minify(source: str, own: bool = False) -> str:
     """The code made small (``MINIFIER_OPTIONS``), indented with spaces for the YAML block.
+
+    A handler's ``own`` part (the last of its ``index.py``, shared with no other function) also has
+    each literal it uses several times named once, at module level (python-minifier's
+    ``hoist_literals``: ``_A='appointmentTime'``); the literal is still in the code, next to its
+    name. Only the last part may: python-minifier names them ``_A``, ``_B``... in every part alike,
+    and a later part's ``_A`` would replace an earlier part's for that part's functions too. The
+    constants' short names (:func:`constant_renames`) end with ``_`` instead, so they never meet.
 
     python-minifier indents with tabs; a tab would make the YAML writer give up the readable ``|``
     block for one escaped line, so each leading tab becomes one space (the same program).
     """
-    minified: str = python_minifier.minify(source, **MINIFIER_OPTIONS)
+    minified: str = python_minifier.minify(source, **{**MINIFIER_OPTIONS, "hoist_literals": own})
     lines = []
     for line in minified.splitlines():
         depth = len(line) - len(line.lstrip("\t"))

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 
 import awacs.kms as kms
@@ -13,8 +12,6 @@ from troposphere.iam import Role
 from troposphere.kms import Key
 from troposphere.pipes import (
     DeadLetterConfig,
-    Filter,
-    FilterCriteria,
     Pipe,
     PipeSourceDynamoDBStreamParameters,
     PipeSourceParameters,
@@ -35,9 +32,10 @@ PIPE_BATCH_SIZE = 10
 PIPE_MAXIMUM_RETRY_ATTEMPTS = 5
 #: Long enough to ride out a workflow outage; short enough that a stuck shard is seen the same day.
 PIPE_MAXIMUM_RECORD_AGE_SECONDS = 21600
-#: The booking app's changes that concern reminders. The system never writes this table, so
-#: none of these is its own echo.
-STREAM_EVENT_PATTERN = {"eventName": ["INSERT", "MODIFY", "REMOVE"]}
+#: Every change of the Appointments table concerns reminders (the system never writes that table,
+#: so none is its own echo), and INSERT, MODIFY and REMOVE are all the event names a DynamoDB
+#: stream has (https://docs.aws.amazon.com/amazondynamodb/latest/APIReference/API_streams_Record.html):
+#: the pipe has no filter.
 #: What the workflow receives of each change: which item changed and the change's place in its
 #: stream, nothing of the item (a table of the host's may stream whole images: names, emails,
 #: phones). The keys go in unquoted, as an object: Pipes does not escape the values it substitutes,
@@ -108,9 +106,8 @@ def add_triggers(
             # https://docs.aws.amazon.com/AWSSimpleQueueService/latest/APIReference/API_SetQueueAttributes.html),
             # so this states the queue's purpose without changing who may use it.
             RedriveAllowPolicy={"redrivePermission": "allowAll"},
-            # Its records belong to this stack's pipe; a retained queue would block a redeploy.
-            DeletionPolicy="Delete",
-            UpdateReplacePolicy="Delete",
+            # Its records belong to this stack's pipe; a retained queue would block a redeploy. Delete
+            # is CloudFormation's default DeletionPolicy and UpdateReplacePolicy (not written).
         )
     )
     # Pipes checks its role's permissions on the source when it creates the pipe (a pipe whose role
@@ -156,7 +153,6 @@ def add_triggers(
                     OnPartialBatchItemFailure="AUTOMATIC_BISECT",
                     DeadLetterConfig=DeadLetterConfig(Arn=GetAtt(queue, "Arn")),
                 ),
-                FilterCriteria=FilterCriteria(Filters=[Filter(Pattern=json.dumps(STREAM_EVENT_PATTERN))]),
             ),
             Target=workflow_arn,
             TargetParameters=PipeTargetParameters(

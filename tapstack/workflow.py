@@ -51,24 +51,33 @@ FUNCTION_SUBSTITUTIONS = {
 }
 
 
+#: A retrier's fields when it leaves them out: "IntervalSeconds ... (default 1)", "BackoffRate ...
+#: (2.0 by default)", https://docs.aws.amazon.com/step-functions/latest/dg/concepts-error-handling.html.
+#: The template leaves out what equals them (five retriers: about 200 bytes).
+RETRIER_DEFAULTS = {"IntervalSeconds": 1, "BackoffRate": 2}
+
+
 def retries(errors: list[str]) -> list[dict[str, Any]]:
     """Few and short (``tapstack.timing``): what still fails is retried by the next run or the pipe."""
-    return [
-        {
-            "ErrorEquals": errors,
-            "IntervalSeconds": RETRY_INTERVAL_SECONDS,
-            "MaxAttempts": RETRY_ATTEMPTS,
-            "BackoffRate": RETRY_BACKOFF_RATE,
-            "JitterStrategy": "FULL",
-        }
-    ]
+    retrier = {
+        "ErrorEquals": errors,
+        "IntervalSeconds": RETRY_INTERVAL_SECONDS,
+        "MaxAttempts": RETRY_ATTEMPTS,
+        "BackoffRate": RETRY_BACKOFF_RATE,
+        "JitterStrategy": "FULL",
+    }
+    return [{field: value for field, value in retrier.items() if RETRIER_DEFAULTS.get(field) != value}]
 
 
 def lambda_retries() -> list[dict[str, Any]]:
-    """Every handler is idempotent (claims and channel marks), so every one may be retried, also
-    after a time-out or crash (``Lambda.Unknown``): a sender that already sent answers from its
-    channel mark instead of sending again."""
-    return retries([*LAMBDA_TRANSIENT_ERRORS, "Lambda.TooManyRequestsException", "Lambda.Unknown", RETRYABLE_ERROR])
+    """Every handler is idempotent (claims and channel marks), so every error may be retried: Lambda's
+    own (``LAMBDA_TRANSIENT_ERRORS``, throttling, a time-out or crash: ``Lambda.Unknown``), a task's
+    time-out, the handlers' ``RetryableError``, and also a permanent error, which fails the same way
+    twice more within seconds (a sender that already sent answers from its channel mark instead of
+    sending again). One ``States.ALL`` instead of listing the transient ones: whether an error was
+    transient is decided where it matters, by UpdateStatus (deferred or FAILED) and by the pipe
+    (retried or dead-lettered), and four lists of seven names cost about 600 template bytes."""
+    return retries(["States.ALL"])
 
 
 def invoke(function: str, payload: dict[str, Any], timeout: int, **fields: Any) -> dict[str, Any]:

@@ -240,7 +240,7 @@ def test_constants_get_one_short_name_in_every_module() -> None:
     assert {"REMINDERS_TABLE", "dynamodb", "CHANNELS"} <= renames.keys()
     assert not {"handler", "log", "RetryableError", "boto3", "os"} & renames.keys()
     assert len(set(renames.values())) == len(renames)
-    assert all(len(short) == 2 and short.startswith("_") for short in renames.values())
+    assert all(len(short) == 2 and short.endswith("_") for short in renames.values())
     for module in HANDLERS:
         inlined = handler_source(module)
         assert not any(f"{name}" in _names(inlined) for name in renames)
@@ -252,7 +252,7 @@ def test_a_constant_shadowed_inside_a_function_keeps_its_name(tmp_path: Path, mo
     )
     monkeypatch.setattr(sources, "handler_path", lambda module: tmp_path / f"{module}.py")
     renames = sources.constant_renames()
-    assert renames == {"TABLE": "_a"}
+    assert renames == {"TABLE": "A_"}
     namespace: dict[str, Any] = {}
     exec(sources.renamed((tmp_path / "common.py").read_text(encoding="utf-8"), renames), namespace)  # noqa: S102
     assert namespace["read"](5) == ("x", 5)
@@ -260,3 +260,25 @@ def test_a_constant_shadowed_inside_a_function_keeps_its_name(tmp_path: Path, mo
 
 def _names(code: str) -> set[str]:
     return {node.id for node in ast.walk(ast.parse(code)) if isinstance(node, ast.Name)}
+
+
+@pytest.mark.parametrize("module", HANDLERS)
+def test_the_parts_of_one_index_py_bind_no_module_level_name_twice(module: str) -> None:
+    """After minifying, no part of a handler's index.py binds a module-level name that another part
+    binds too (one would replace the other for both), except the same import."""
+    bound: dict[str, tuple[str, str]] = {}
+    for part in handler_parts(module):
+        for statement in ast.parse(part.code).body:
+            for name, meaning in sources._bindings(part.module, statement):
+                if name in bound and not (meaning.startswith(("import", "from")) and bound[name][1] == meaning):
+                    raise AssertionError(f"{name} bound by {bound[name][0]} and {part.module}")
+                bound.setdefault(name, (part.module, meaning))
+
+
+def test_only_a_handler_s_own_part_hoists_its_literals() -> None:
+    parts = handler_parts("update_status")
+    hoisted = [
+        [t.id for n in ast.parse(p.code).body if isinstance(n, ast.Assign) for t in n.targets if t.id.startswith("_")]
+        for p in parts
+    ]
+    assert hoisted[-1] and not any(hoisted[:-1])

@@ -671,6 +671,13 @@ def top_level_names(source: str) -> dict[str, str]:
         elif isinstance(node, ast.Import):
             # "import a.b" binds "a".
             names.update((a.asname or a.name.split(".")[0], f"import {a.name}") for a in node.names)
+        elif isinstance(node, ast.ImportFrom) and (node.level, node.module) == (1, "messages"):
+            # A handler's names from this module are its very bindings: the bundler drops a sibling's
+            # import and runs the sibling first, in the same namespace.
+            names.update(
+                (a.asname or a.name, "definition" if a.asname in (None, a.name) else f"from .messages import {a.name}")
+                for a in node.names
+            )
         elif isinstance(node, ast.ImportFrom):
             names.update((a.asname or a.name, f"from {node.module} import {a.name}") for a in node.names)
     return names

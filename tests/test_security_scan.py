@@ -27,11 +27,12 @@ def test_no_failed_checks(report: Report) -> None:
     assert len(report.passed_checks) > 50, "the scanner looked at the template"
 
 
-def test_every_suppression_is_a_known_one_with_its_reason(report: Report) -> None:
+def test_every_suppression_is_a_known_one(report: Report) -> None:
+    """Each suppressed check is one of CHECKOV_SKIPS, whose reasons README.md gives (the template
+    names the checks only)."""
     assert report.skipped_checks
     for check in report.skipped_checks:
         assert check.check_id in CHECKOV_SKIPS, f"{check.check_id} on {check.resource} is not a documented skip"
-        assert check.check_result["suppress_comment"] == CHECKOV_SKIPS[check.check_id]
 
 
 def test_readme_lists_every_suppression_with_its_reason() -> None:

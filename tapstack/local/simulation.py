@@ -25,6 +25,12 @@ class ScenarioError(ValueError):
     """The scenario file is not of the expected form; the message says where."""
 
 
+def shipped_scenarios() -> list[str]:
+    """The names of the scenarios shipped with the package."""
+    folder = resources.files("tapstack.local").joinpath("scenarios")
+    return sorted(entry.name.removesuffix(".json") for entry in folder.iterdir() if entry.name.endswith(".json"))
+
+
 def duration(text: str, where: str) -> int:
     """``"90m"``, ``"+26h"``, ``"2d"`` → seconds."""
     match = _DURATION.match(str(text).strip())
@@ -52,6 +58,8 @@ class Scenario:
     steps: list[Step]
     until: int
     tick: int | None
+    #: Print every message sent, as its recipient reads it (``"showMessages": true``).
+    show_messages: bool = False
 
     @classmethod
     def load(cls, source: str | Path | None = None) -> Scenario:
@@ -60,9 +68,16 @@ class Scenario:
             name = f"(default scenario {DEFAULT_SCENARIO})"
         else:
             path = Path(source)
-            if not path.is_file():
-                raise ScenarioError(f"{path}: no such scenario file")
-            text, name = path.read_text(encoding="utf-8"), str(path)
+            shipped = resources.files("tapstack.local").joinpath("scenarios", f"{path.name}.json")
+            if not path.is_file() and path.name == str(source) and shipped.is_file():
+                # A scenario shipped with the package, by its name (``simulate messages``).
+                text, name = shipped.read_text("utf-8"), f"(scenario {path.name})"
+            elif not path.is_file():
+                raise ScenarioError(
+                    f"{path}: no such scenario file (or shipped scenario: {', '.join(shipped_scenarios())})"
+                )
+            else:
+                text, name = path.read_text(encoding="utf-8"), str(path)
         try:
             data = json.loads(text)
         except json.JSONDecodeError as error:
@@ -86,7 +101,10 @@ class Scenario:
             raise ScenarioError(f"{name}: until ({data['until']}) is before the last step")
         tick = duration(data["tick"], f"{name}: tick") if "tick" in data else None
         parameters = {str(k): str(v) for k, v in data.get("parameters", {}).items()}
-        return cls(str(data.get("description", "")), start, parameters, steps, until, tick)
+        show_messages = data.get("showMessages", False)
+        if not isinstance(show_messages, bool):
+            raise ScenarioError(f"{name}: showMessages must be true or false")
+        return cls(str(data.get("description", "")), start, parameters, steps, until, tick, show_messages)
 
     @staticmethod
     def _step(raw: Any, where: str) -> Step:
@@ -120,11 +138,24 @@ class TimelineRow:
 
 
 @dataclass
+class SentMessage:
+    """A message a sender delivered, as its recipient reads it."""
+
+    at: datetime
+    appointment_id: str
+    offset_minutes: int
+    channel: str
+    #: The email's headers and parts, or the SMS's text with its encoding and segments.
+    text: str
+
+
+@dataclass
 class SimulationResult:
     rows: list[TimelineRow]
     reminders: list[dict[str, Any]]
     executions: Counter[str]
     failed_executions: list[str]
+    messages: list[SentMessage] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -222,6 +253,7 @@ class Simulation:
     def _result(self, deployment: LocalDeployment) -> SimulationResult:
         shown: dict[tuple[str, str], str] = {}
         rows: list[TimelineRow] = []
+        messages: list[SentMessage] = []
         for invocation in deployment.monitor.invocations:
             if invocation.function.endswith("AppointmentProcessorFunction") and invocation.result:
                 for job in invocation.result.get("jobs", []):
@@ -246,6 +278,9 @@ class Simulation:
                     shown.get((event["reminderId"], event["claimToken"]), ""),
                 )
             )
+            if result is not None and result.get("status") == "SENT" and event.get("message"):
+                text = _as_read(deployment, channel, event["message"])
+                messages.append(SentMessage(_utc(invocation.at), appointment_id, int(offset), channel, text))
         reminders = _scan(deployment, "RemindersTable")
         for item in reminders:
             if item["state"] in ("SKIPPED", "CANCELLED") and "reason" in item:
@@ -266,7 +301,24 @@ class Simulation:
             reminders=reminders,
             executions=Counter(e["status"] for e in executions),
             failed_executions=[e["executionArn"] for e in executions if e["status"] != "SUCCEEDED"],
+            messages=sorted(messages, key=lambda m: (m.at, m.appointment_id, m.offset_minutes, m.channel)),
         )
+
+
+def _as_read(deployment: LocalDeployment, channel: str, message: dict[str, Any]) -> str:
+    """The message as its recipient reads it, rendered by the deployed functions' own code: the
+    email sender's SendEmail request (From, Reply-To), the processor's count of SMS segments."""
+    from tapstack.local.preview import email_lines, sms_size
+
+    if channel == "email":
+        sender = deployment.functions[
+            deployment.resources[deployment.logical_id("AWS::Lambda::Function", "EmailSenderFunction")].ref
+        ]
+        return email_lines(sender.module.email_request(message))
+    processor_id = deployment.logical_id("AWS::Lambda::Function", "AppointmentProcessorFunction")
+    processor = deployment.functions[deployment.resources[processor_id].ref].module
+    encoding, segments = processor.sms_segments(message["text"])
+    return f"  ({sms_size(encoding, segments)})\n" + "".join(f"  {line}\n" for line in message["text"].splitlines())
 
 
 def _scan(deployment: LocalDeployment, table_suffix: str) -> list[dict[str, Any]]:
@@ -281,8 +333,9 @@ def _scan(deployment: LocalDeployment, table_suffix: str) -> list[dict[str, Any]
     return [{k: deserializer.deserialize(v) for k, v in item.items()} for page in pages for item in page["Items"]]
 
 
-def print_timeline(result: SimulationResult, out: TextIO) -> None:
-    """A table of every reminder sent or skipped, then a summary."""
+def print_timeline(result: SimulationResult, out: TextIO, show_messages: bool = False) -> None:
+    """A table of every reminder sent or skipped, then a summary; with ``show_messages``, every
+    message sent as its recipient reads it."""
     headers = ("time (UTC)", "appointment", "offset", "channel", "outcome", "time shown to the customer")
     table = [headers] + [
         (
@@ -308,6 +361,12 @@ def print_timeline(result: SimulationResult, out: TextIO) -> None:
     out.write(f"  executions:  {_counts(result.executions) or 'none'}\n")
     for arn in result.failed_executions:
         out.write(f"  FAILED execution: {arn}\n")
+    if show_messages:
+        out.write("\nmessages sent\n")
+        for message in result.messages:
+            when = f"{message.at:%Y-%m-%d %H:%M}"
+            out.write(f"\n{when}  {message.appointment_id}  {message.offset_minutes} min  {message.channel}\n")
+            out.write(message.text)
 
 
 def _counts(counter: Mapping[str, int]) -> str:
