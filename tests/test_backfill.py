@@ -11,7 +11,6 @@ from __future__ import annotations
 import io
 import itertools
 import json
-import os
 import sys
 from collections import Counter
 from collections.abc import Callable, Iterator
@@ -34,7 +33,6 @@ from tapstack.render import to_yaml
 from tapstack.stack import build_template
 from tapstack.triggers import PIPE_BATCH_SIZE
 from tests.operations_support import (
-    PLACEHOLDER,
     FakeClock,
     after_call,
     log_events,
@@ -597,45 +595,6 @@ def test_no_such_stack_exits_2_with_one_line(bare_account: boto3.Session, capsys
         "error: no stack named nothing-here in region us-east-1 "
         "(CloudFormation stacks are regional: is it in another region? pass --region)\n"
     )
-
-
-def test_a_stack_in_another_region_is_not_found_there(
-    bare_account: boto3.Session, capsys: pytest.CaptureFixture[str]
-) -> None:
-    bare_account.client("cloudformation", region_name="eu-west-1").create_stack(
-        StackName="reminders-dev", TemplateBody=json.dumps({"Resources": PLACEHOLDER})
-    )
-    assert backfill.main(["--stack", "reminders-dev", "--region", "us-west-2"], session=bare_account) == 2
-    assert capsys.readouterr().err == (
-        "error: no stack named reminders-dev in region us-west-2 "
-        "(CloudFormation stacks are regional: is it in another region? pass --region)\n"
-    )
-
-
-@pytest.mark.parametrize("region", ["mars central", "eu_west_1"])
-def test_a_wrong_region_exits_2(bare_account: boto3.Session, capsys: pytest.CaptureFixture[str], region: str) -> None:
-    assert backfill.main(["--stack", "reminders-dev", "--region", region], session=bare_account) == 2
-    assert f"error: unknown region {region!r}: not a region name" in capsys.readouterr().err
-
-
-def test_no_credentials_exits_2(
-    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    for name in ("AWS_PROFILE", "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI", "AWS_CONTAINER_CREDENTIALS_FULL_URI"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
-    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
-    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
-    with mock_aws():  # should a credential turn up after all, nothing leaves the process
-        fake = {name: os.environ.pop(name) for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")}
-        try:
-            code = tapstack_main(["backfill", "--stack", "reminders-dev", "--region", "us-east-1"])
-        finally:
-            os.environ.update(fake)
-    assert code == 2
-    err = capsys.readouterr().err
-    assert err.startswith("error: no AWS credentials found: run 'aws configure' or 'aws sso login'")
-    assert err.count("\n") == 1
 
 
 def test_a_stack_that_is_not_a_tapstack_stack_exits_2(

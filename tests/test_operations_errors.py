@@ -1,0 +1,72 @@
+"""The errors every command that operates a deployed stack (doctor, backfill, status) shares: each
+exits 2 with one line that says what to do, before it reads anything of the stack."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import boto3
+import pytest
+from moto import mock_aws
+
+from tapstack.__main__ import main as tapstack_main
+
+COMMANDS = ["doctor", "backfill", "status"]
+
+
+@pytest.fixture
+def bare_account(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """An account with no stack at all (moto), its credentials in the environment."""
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"):
+        monkeypatch.setenv(name, "testing")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    with mock_aws():
+        yield
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_no_credentials_exits_2(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str], command: str
+) -> None:
+    for name in ("AWS_PROFILE", "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI", "AWS_CONTAINER_CREDENTIALS_FULL_URI"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    with mock_aws():  # should a credential turn up after all, nothing leaves the process
+        # moto puts fake keys in the environment, and deletes them when it stops.
+        fake = {name: os.environ.pop(name) for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY")}
+        try:
+            code = tapstack_main([command, "--stack", "reminders-dev", "--region", "us-east-1"])
+        finally:
+            os.environ.update(fake)
+    assert code == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: no AWS credentials found: run 'aws configure' or 'aws sso login'")
+    assert err.count("\n") == 1
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+@pytest.mark.parametrize("region", ["mars central", "eu_west_1"])
+def test_a_wrong_region_exits_2(
+    bare_account: None, capsys: pytest.CaptureFixture[str], command: str, region: str
+) -> None:
+    assert tapstack_main([command, "--stack", "reminders-dev", "--region", region]) == 2
+    assert f"error: unknown region {region!r}: not a region name" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_a_stack_in_another_region_is_not_found_there(
+    bare_account: None, capsys: pytest.CaptureFixture[str], command: str
+) -> None:
+    boto3.client("cloudformation", region_name="eu-west-1").create_stack(
+        StackName="reminders-dev",
+        TemplateBody='{"Resources": {"Topic": {"Type": "AWS::SNS::Topic"}}}',
+    )
+    assert tapstack_main([command, "--stack", "reminders-dev", "--region", "us-west-2"]) == 2
+    assert capsys.readouterr().err == (
+        "error: no stack named reminders-dev in region us-west-2 "
+        "(CloudFormation stacks are regional: is it in another region? pass --region)\n"
+    )
