@@ -102,9 +102,11 @@ def add_log_group(template: Template, settings: Settings, logical_id: str, name:
             LogGroupName=name,
             RetentionInDays=settings["LogRetentionDays"],
             KmsKeyId=GetAtt(key, "Arn"),
-            # Operational history only (no customer data): it goes with the stack, by CloudFormation's
-            # default DeletionPolicy and UpdateReplacePolicy, Delete (not written: template bytes):
-            # https://docs.aws.amazon.com/AWSCloudFormation/latest/TemplateReference/aws-attribute-deletionpolicy.html
+            # Operational history only (no customer data): it goes with the stack. Delete is
+            # CloudFormation's default, written all the same: cfn-lint's I3011 asks it of a stateful
+            # resource.
+            DeletionPolicy="Delete",
+            UpdateReplacePolicy="Delete",
         )
     )
 

@@ -106,8 +106,9 @@ def add_triggers(
             # https://docs.aws.amazon.com/AWSSimpleQueueService/latest/APIReference/API_SetQueueAttributes.html),
             # so this states the queue's purpose without changing who may use it.
             RedriveAllowPolicy={"redrivePermission": "allowAll"},
-            # Its records belong to this stack's pipe; a retained queue would block a redeploy. Delete
-            # is CloudFormation's default DeletionPolicy and UpdateReplacePolicy (not written).
+            # Its records belong to this stack's pipe; a retained queue would block a redeploy.
+            DeletionPolicy="Delete",
+            UpdateReplacePolicy="Delete",
         )
     )
     # Pipes checks its role's permissions on the source when it creates the pipe (a pipe whose role

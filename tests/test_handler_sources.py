@@ -252,7 +252,7 @@ def test_a_constant_shadowed_inside_a_function_keeps_its_name(tmp_path: Path, mo
     )
     monkeypatch.setattr(sources, "handler_path", lambda module: tmp_path / f"{module}.py")
     renames = sources.constant_renames()
-    assert renames == {"TABLE": "A_"}
+    assert renames == {"TABLE": "a_"}
     namespace: dict[str, Any] = {}
     exec(sources.renamed((tmp_path / "common.py").read_text(encoding="utf-8"), renames), namespace)  # noqa: S102
     assert namespace["read"](5) == ("x", 5)
@@ -278,7 +278,13 @@ def test_the_parts_of_one_index_py_bind_no_module_level_name_twice(module: str) 
 def test_only_a_handler_s_own_part_hoists_its_literals() -> None:
     parts = handler_parts("update_status")
     hoisted = [
-        [t.id for n in ast.parse(p.code).body if isinstance(n, ast.Assign) for t in n.targets if t.id.startswith("_")]
+        [
+            target.id
+            for node in ast.parse(p.code).body
+            if isinstance(node, ast.Assign)
+            for target in node.targets
+            if isinstance(target, ast.Name) and target.id.startswith("_")
+        ]
         for p in parts
     ]
     assert hoisted[-1] and not any(hoisted[:-1])

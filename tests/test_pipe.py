@@ -20,6 +20,7 @@ from botocore.exceptions import ClientError
 from tapstack.local import LocalDeployment, UnsupportedTemplate
 from tapstack.local.pipe import InputTemplate
 from tapstack.local.workflows import EXPRESS_TIME_LIMIT_SECONDS
+from tapstack.timing import RETRY_ATTEMPTS
 from tapstack.triggers import STREAM_INPUT_TEMPLATE
 from tests.assertions import resources
 from tests.support import DAY, SENDER, appointment, delete_appointment, put_appointment
@@ -37,6 +38,9 @@ ANY_BATCH_PROCESSOR = (
 )
 
 Deploy = Callable[..., LocalDeployment]
+
+#: A Lambda task's attempts in one execution: the first and its retries (every error is retried).
+ATTEMPTS = RETRY_ATTEMPTS + 1
 
 
 def only(template: dict[str, Any], resource_type: str) -> dict[str, Any]:
@@ -226,7 +230,8 @@ def test_start_sync_execution_answers_with_the_outcome_of_an_express_execution(
     assert json.loads(succeeded["output"]) == {"jobs": [], "more": False}
     assert succeeded["input"] == "[]" and "error" not in succeeded
 
-    express.fail_function(PROCESSOR, error_type="PlanningBroken", message="no plan")
+    # Every attempt of the execution (the workflow retries every error of a Lambda task).
+    express.fail_function(PROCESSOR, times=ATTEMPTS, error_type="PlanningBroken", message="no plan")
     failed = express.start_sync_execution([])
     assert (failed["status"], failed["error"]) == ("FAILED", "PlanningBroken")
     assert "no plan" in failed["cause"] and "output" not in failed
@@ -266,7 +271,7 @@ def test_a_standard_execution_has_no_five_minute_limit(
 
 
 def test_a_failed_synchronous_execution_is_retried_until_the_fault_clears(express: LocalDeployment) -> None:
-    express.fail_function(PROCESSOR, times=2, error_type="PlanningBroken")
+    express.fail_function(PROCESSOR, times=2 * ATTEMPTS, error_type="PlanningBroken")  # two whole executions
     put_appointment(express, appointment("a1", 3 * DAY))
     (taken,) = express.run_pipe()
     executions = {e["executionArn"]: e["status"] for e in express.wait()}
@@ -396,7 +401,7 @@ def test_a_dead_letter_topic_gets_the_message(stack: Deploy, template_data: dict
     topic = next(iter(resources(template, "AWS::SNS::Topic")))
     stream_parameters(template)["DeadLetterConfig"] = {"Arn": {"Ref": topic}}
     deployment = stack(template)
-    deployment.fail_function(PROCESSOR, times=6)
+    deployment.fail_function(PROCESSOR, times=6 * ATTEMPTS)  # the first execution and the pipe's five retries
     put_appointment(deployment, appointment("a1", 3 * DAY))
     assert deployment.run_pipe() == []
     (publish,) = [

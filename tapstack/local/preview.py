@@ -25,6 +25,7 @@ from typing import Any, TextIO
 from tapstack.local.deployment import FAKE_CREDENTIALS, load_template
 from tapstack.local.functions import FunctionMonitor, InProcessFunction
 from tapstack.local.resolve import Resolver, UnsupportedTemplate
+from tapstack.sources import constant_renames
 
 #: What preview assumes for a parameter that has no default (the sender address is only shown).
 PREVIEW_PARAMETERS = {"SenderEmail": "reminders@example.com"}
@@ -183,13 +184,13 @@ def preview(
             raise PreviewError(f"this appointment gets no reminder: {reason}")
         job = processor.render(appointment)
         result = Preview(
-            locale=processor.resolve_locale(appointment["locale"]) or processor.DEFAULT_LOCALE,
+            locale=processor.resolve_locale(appointment["locale"]) or constant(processor, "DEFAULT_LOCALE"),
             when=job["localTime"],
             email=None,
             email_skipped=_skipped(job["email"], "customerEmail"),
             sms=None,
             sms_skipped=_skipped(job["sms"], "customerPhone"),
-            sms_max_segments=processor.SMS_MAX_SEGMENTS,
+            sms_max_segments=constant(processor, "SMS_MAX_SEGMENTS"),
             appointment_locale=appointment["locale"],
         )
         if result.email_skipped is None:
@@ -280,3 +281,9 @@ __all__ = [
     "print_preview",
     "sms_size",
 ]
+
+
+def constant(module: Any, name: str) -> Any:
+    """A module-level constant of the inlined code, which the build gave a short name
+    (``tapstack.sources.constant_renames``)."""
+    return getattr(module, constant_renames().get(name, name))
