@@ -581,7 +581,7 @@ def run_tests(copy: Path, tests: tuple[str, ...], timeout: int) -> tuple[int, st
 
 
 def first_failure(output: str) -> str:
-    match = re.search(r"^(?:FAILED|ERROR) (\S+)", output, re.MULTILINE)
+    match = re.search(r"^(?:FAILED|ERROR) (.+?)(?: - .*)?$", output, re.MULTILINE)
     return match.group(1) if match else "(no test named: see the output)"
 
 
@@ -643,7 +643,7 @@ def main() -> int:
         unknown = set(names) - {b.name for b in BUGS}
         if unknown:
             parser.error(f"no such bug: {', '.join(sorted(unknown))}")
-        chosen = [b for b in BUGS if b.name in names]
+        chosen = [next(b for b in BUGS if b.name == name) for name in names]  # in the order given
     if options.list:
         for planted in chosen:
             print(f"{planted.name:32} {planted.area:16} {planted.file}: {planted.what}")

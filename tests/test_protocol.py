@@ -305,7 +305,7 @@ DECISIONS = {
     "deleted": ({}, HOUR, "delete", DAY + HOUR // 2),
     "started": ({}, DAY + 2 * HOUR, None, DAY + 4 * HOUR),
     "superseded": ({}, DAY + HOUR // 2, None, DAY + 5 * HOUR // 2),
-    "no channel": ({"notificationChannels": []}, HOUR, None, DAY + HOUR // 2),
+    "no-channel": ({"notificationChannels": []}, HOUR, None, DAY + HOUR // 2),
 }
 
 
