@@ -139,6 +139,26 @@ def test_3_a_claim_that_sent_and_died_then_a_cancel_then_a_rebooking_sends_nothi
     assert reminder(flow.deployment, RID)["state"] == "SENT"
 
 
+def test_3_sent_moved_away_and_back_then_cancelled_before_a_new_claim_says_sent(flow: Workflow, clock: Any) -> None:
+    """The re-plan for T1 has no channel result, only the ``sent`` ledger says the reminder for T1
+    went out (by the first plan): the cancel's final write must read it and record SENT, not
+    CANCELLED (row 2b through the ledger: ``went_out`` in process_appointments.py)."""
+    book(flow, DAY - HOUR, 1)  # short notice: reminded at once for T1
+    assert len(flow.emails()) == 1 and len(flow.texts()) == 1
+    book(flow, 3 * DAY, 2)  # moved to T2: re-planned, the results gone, the ledger kept
+    put_appointment(flow.deployment, appointment("a1", DAY - HOUR))  # moved back to T1: due at once
+    back = Run([change("a1", "MODIFY", 3)])
+    with after_call(flow.deployment, PROCESSOR, "UpdateItem", die), pytest.raises(Crash):
+        flow.process(back)  # re-planned for T1, then the invocation dies before it claims
+    record = reminder(flow.deployment, RID)
+    assert (record["state"], "emailResult" in record, "smsResult" in record) == ("PENDING", False, False)
+    cancel(flow, DAY - HOUR, 4)
+    flow.complete(Run(back.source, execution=back.execution, started=back.started))  # the workflow's retry
+    record = reminder(flow.deployment, RID)
+    assert (record["state"], record["reason"]) == ("SENT", "AppointmentCancelled"), "it went out for T1: it says so"
+    assert len(flow.emails()) == 1 and len(flow.texts()) == 1, "nothing more"
+
+
 # ---- 4. late or lost -------------------------------------------------------------------------------
 
 
