@@ -267,6 +267,27 @@ def test_5_an_older_move_that_writes_last_does_not_revert_a_newer_one(flow: Work
     assert reminder(flow.deployment, RID)["appointmentTime"] == flow_now(flow) + 5 * DAY
 
 
+def test_5_a_late_retry_of_an_older_deferral_does_not_take_a_newer_one_for_its_own(flow: Workflow, clock: Any) -> None:
+    """Both channels still throttled: run 1 defers a1#1440 (deferrals 1); after the backoff run 2
+    claims it and defers it again (deferrals 2). Then the workflow's retry of run 1's status updater
+    arrives (its first answer was lost): the record is a deferral for the same time, without a claim,
+    and no channel result carries a token. Only the deferral count says it is not run 1's: nothing
+    is recorded or announced again (no second RemindersDeferred line)."""
+    book(flow, DAY + HOUR, 1)
+    clock.shift(HOUR)
+    throttled = [{"channel": channel, "status": "ERROR", "reason": "RetryableError"} for channel in SENDERS]
+    first = claimed(flow)
+    (older,) = first.jobs
+    assert flow.update(first, older, throttled)["recorded"] is True
+    clock.shift(60)  # the first deferral's backoff
+    second = claimed(flow)
+    (newer,) = second.jobs
+    assert newer["deferrals"] == 1
+    assert flow.update(second, newer, throttled)["recorded"] is True
+    assert reminder(flow.deployment, RID)["deferrals"] == 2
+    assert flow.update(first, older, throttled) == {"reminderId": RID, "state": "DEFERRED", "recorded": False}
+
+
 def test_5_a_job_that_arrives_after_the_appointment_started_sends_nothing(flow: Workflow, clock: Any) -> None:
     book(flow, DAY + HOUR, 1)
     clock.shift(HOUR)
