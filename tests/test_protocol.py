@@ -408,7 +408,8 @@ def flow_now(flow: Workflow) -> int:
     reason="protocol bug: a schedule run's final write (rows 3-5) is conditional on the reminder being open"
     " and on its appointment time, not on the change it decided from; a re-booking at the same time"
     " keeps both, so a decision read before it lands after it, and the re-booking's retried processor"
-    " cannot plan (same version) or claim (not open) again: the reminder is lost",
+    " cannot plan (same version) or claim (not open) again: the reminder is lost"
+    " (handlers/process_appointments.py:324, the condition of rows 3-5: add the version decided from)",
 )
 def test_a_schedule_run_s_stale_cancel_does_not_undo_a_rebooking_at_the_same_time(flow: Workflow, clock: Any) -> None:
     book(flow, DAY + HOUR, 1)
@@ -443,7 +444,8 @@ def test_a_schedule_run_s_stale_cancel_does_not_undo_a_rebooking_at_the_same_tim
     strict=True,
     reason="protocol bug: the sent ledger holds 'went out' and 'may have gone out' alike, so after a"
     " re-plan for the same time a channel whose attempt died after its mark (nothing sent) is answered"
-    " SENT AlreadySent, and the reminder recorded SENT; within one plan the same mark is FAILED OutcomeUnknown",
+    " SENT AlreadySent, and the reminder recorded SENT; within one plan the same mark is FAILED OutcomeUnknown"
+    " (handlers/channel_marks.py:118-119 and process_appointments.py:214 read the ledger as 'went out')",
 )
 def test_an_attempt_that_died_after_its_mark_is_not_said_sent_after_a_replan(flow: Workflow, clock: Any) -> None:
     book(flow, DAY + HOUR, 1, notificationChannels={"email"})
