@@ -5,6 +5,8 @@
     .venv/bin/python benchmarks/explore_protocol.py                          # 200 examples of 30 steps
     .venv/bin/python benchmarks/explore_protocol.py --examples 10000 --seed 13
     .venv/bin/python benchmarks/explore_protocol.py --examples 50 --no-shrink # a quick look
+    nice -n 19 .venv/bin/python benchmarks/explore_protocol.py --examples 10000 --steps 8 \
+        --tolerate-known-bugs --max-minutes 85                               # the long run
 
 Prints (stdout) how many interleavings (Hypothesis examples) and steps it explored, how often each
 rule ran, the invariants checked after every step, the elapsed time, and what it found: nothing, or
@@ -12,7 +14,9 @@ the violated promise with the minimal failing sequence of steps Hypothesis print
 stderr. Exits 1 when a promise was broken. The machine runs on the local runner (the generated
 template deployed into moto, in-process), the clock frozen at 2026-03-02 09:00 UTC between the
 machine's own moves. Several processes with different ``--seed`` values explore different
-interleavings; their counts add up.
+interleavings; their counts add up. ``--max-minutes`` stops at the first example that would start
+after that time and reports what was explored so far (``stopped``), so that a long run on a busy
+machine always ends with its numbers.
 """
 
 from __future__ import annotations
@@ -48,8 +52,16 @@ def arguments() -> argparse.Namespace:
         action="store_true",
         help="count the protocol bugs already known (tests/protocol_machine.py KNOWN_BUGS) instead of stopping at them",
     )
+    parser.add_argument(
+        "--max-minutes", type=float, default=None, help="stop before the next example after this long, and report"
+    )
     parser.add_argument("--json", type=Path, help="also write the results to this file")
     return parser.parse_args()
+
+
+class OutOfTime(BaseException):
+    """The time budget is spent: raised between two examples. Not an ``Exception``, so Hypothesis
+    neither reports it as a failure nor shrinks it: it ends the run."""
 
 
 class Progress:
@@ -85,9 +97,12 @@ def explore(options: argparse.Namespace, seed: int) -> dict[str, Any]:
 
     logging.getLogger("moto").setLevel(logging.CRITICAL)
     report = Progress(options.progress)
+    budget = None if options.max_minutes is None else time.monotonic() + 60 * options.max_minutes
 
     class CountingWorld(World):
         def count(self, what: str) -> None:
+            if what == "interleavings" and budget is not None and time.monotonic() > budget:
+                raise OutOfTime
             super().count(what)
             if what == "interleavings":
                 report(self.totals)
@@ -95,6 +110,7 @@ def explore(options: argparse.Namespace, seed: int) -> dict[str, Any]:
     parameters = {"SenderEmail": SENDER, "ReminderOffsetsMinutes": "1440,60"}
     phases = [Phase.generate] if options.no_shrink else [Phase.generate, Phase.shrink]
     found = None
+    stopped = False
     started = time.monotonic()
     with (
         time_machine.travel(START, tick=False) as clock,
@@ -118,6 +134,8 @@ def explore(options: argparse.Namespace, seed: int) -> dict[str, Any]:
         )
         try:
             with_seed(seed)(test)()
+        except OutOfTime:
+            stopped = True
         except Exception as error:  # noqa: BLE001 - a broken promise is the finding, reported below
             notes = "\n".join(getattr(error, "__notes__", []))
             found = f"{type(error).__name__}: {error}\n{notes}".strip()
@@ -133,6 +151,7 @@ def explore(options: argparse.Namespace, seed: int) -> dict[str, Any]:
         "steps": totals["invariant checks"] - interleavings,
         "sends": totals["sends"],
         "elapsed_seconds": round(time.monotonic() - started, 1),
+        "stopped": stopped,
         "rules": {name: n for name, n in sorted(totals.items()) if name not in NOT_RULES},
         "invariants": list(INVARIANTS),
         "tolerated": options.tolerate_known_bugs,
@@ -148,6 +167,8 @@ def show(results: dict[str, Any]) -> None:
     interleavings, steps, elapsed = results["interleavings"], results["steps"], results["elapsed_seconds"]
     print(f"seed {results['seed']}: max_examples {results['max_examples']}, {results['stateful_step_count']} steps")
     print(f"interleavings explored: {interleavings:,}")
+    if results["stopped"]:
+        print("stopped by --max-minutes before max_examples")
     print(f"steps: {steps:,} ({steps / max(interleavings, 1):.1f} per interleaving)")
     print(f"messages sent: {results['sends']:,}")
     print(f"elapsed: {elapsed:,.0f} s ({elapsed / max(interleavings, 1):.2f} s per interleaving)")

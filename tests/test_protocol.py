@@ -16,7 +16,7 @@ import pytest
 from tapstack.local import LocalDeployment
 from tapstack.timing import CLAIM_LEASE_SECONDS
 from tests.protocol import PROCESSOR, SCHEDULED, SENDERS, Crash, Run, Workflow, after_call, change, die
-from tests.support import DAY, HOUR, appointment, put_appointment, reminder
+from tests.support import DAY, HOUR, NOW, appointment, delete_appointment, put_appointment, reminder
 
 RID = "a1#1440"
 
@@ -139,6 +139,26 @@ def test_3_a_claim_that_sent_and_died_then_a_cancel_then_a_rebooking_sends_nothi
     assert reminder(flow.deployment, RID)["state"] == "SENT"
 
 
+def test_3_sent_moved_away_and_back_then_cancelled_before_a_new_claim_says_sent(flow: Workflow, clock: Any) -> None:
+    """The re-plan for T1 has no channel result, only the ``sent`` ledger says the reminder for T1
+    went out (by the first plan): the cancel's final write must read it and record SENT, not
+    CANCELLED (row 2b through the ledger: ``went_out`` in process_appointments.py)."""
+    book(flow, DAY - HOUR, 1)  # short notice: reminded at once for T1
+    assert len(flow.emails()) == 1 and len(flow.texts()) == 1
+    book(flow, 3 * DAY, 2)  # moved to T2: re-planned, the results gone, the ledger kept
+    put_appointment(flow.deployment, appointment("a1", DAY - HOUR))  # moved back to T1: due at once
+    back = Run([change("a1", "MODIFY", 3)])
+    with after_call(flow.deployment, PROCESSOR, "UpdateItem", die), pytest.raises(Crash):
+        flow.process(back)  # re-planned for T1, then the invocation dies before it claims
+    record = reminder(flow.deployment, RID)
+    assert (record["state"], "emailResult" in record, "smsResult" in record) == ("PENDING", False, False)
+    cancel(flow, DAY - HOUR, 4)
+    flow.complete(Run(back.source, execution=back.execution, started=back.started))  # the workflow's retry
+    record = reminder(flow.deployment, RID)
+    assert (record["state"], record["reason"]) == ("SENT", "AppointmentCancelled"), "it went out for T1: it says so"
+    assert len(flow.emails()) == 1 and len(flow.texts()) == 1, "nothing more"
+
+
 # ---- 4. late or lost -------------------------------------------------------------------------------
 
 
@@ -247,6 +267,27 @@ def test_5_an_older_move_that_writes_last_does_not_revert_a_newer_one(flow: Work
     assert reminder(flow.deployment, RID)["appointmentTime"] == flow_now(flow) + 5 * DAY
 
 
+def test_5_a_late_retry_of_an_older_deferral_does_not_take_a_newer_one_for_its_own(flow: Workflow, clock: Any) -> None:
+    """Both channels still throttled: run 1 defers a1#1440 (deferrals 1); after the backoff run 2
+    claims it and defers it again (deferrals 2). Then the workflow's retry of run 1's status updater
+    arrives (its first answer was lost): the record is a deferral for the same time, without a claim,
+    and no channel result carries a token. Only the deferral count says it is not run 1's: nothing
+    is recorded or announced again (no second RemindersDeferred line)."""
+    book(flow, DAY + HOUR, 1)
+    clock.shift(HOUR)
+    throttled = [{"channel": channel, "status": "ERROR", "reason": "RetryableError"} for channel in SENDERS]
+    first = claimed(flow)
+    (older,) = first.jobs
+    assert flow.update(first, older, throttled)["recorded"] is True
+    clock.shift(60)  # the first deferral's backoff
+    second = claimed(flow)
+    (newer,) = second.jobs
+    assert newer["deferrals"] == 1
+    assert flow.update(second, newer, throttled)["recorded"] is True
+    assert reminder(flow.deployment, RID)["deferrals"] == 2
+    assert flow.update(first, older, throttled) == {"reminderId": RID, "state": "DEFERRED", "recorded": False}
+
+
 def test_5_a_job_that_arrives_after_the_appointment_started_sends_nothing(flow: Workflow, clock: Any) -> None:
     book(flow, DAY + HOUR, 1)
     clock.shift(HOUR)
@@ -294,6 +335,64 @@ def test_a_final_decision_is_conditional_on_the_time_it_was_made_for(flow: Workf
     assert reminder(flow.deployment, RID)["state"] == "PENDING"
 
 
+#: A schedule run's decisions (rows 3-6 of handlers/README.md), each with what makes it: the
+#: booking's fields, how far the clock moves from START, what the booking app does before the
+#: run (no stream run for it), and where the appointment moves while the run is paused: a time
+#: whose 1440-minute reminder is due too (and whose 60-minute one is not), so that the re-plan
+#: leaves a1#1440 open: only the decision's ``appointmentTime`` condition can refuse its write.
+DECISIONS = {
+    "claim": ({}, HOUR, None, DAY + HOUR // 2),
+    "cancelled": ({}, HOUR, "cancel", DAY + HOUR // 2),
+    "deleted": ({}, HOUR, "delete", DAY + HOUR // 2),
+    "started": ({}, DAY + 2 * HOUR, None, DAY + 4 * HOUR),
+    "superseded": ({}, DAY + HOUR // 2, None, DAY + 5 * HOUR // 2),
+    "no-channel": ({"notificationChannels": []}, HOUR, None, DAY + HOUR // 2),
+}
+
+
+@pytest.mark.parametrize(("fields", "shift", "before", "moved_to"), DECISIONS.values(), ids=DECISIONS)
+def test_a_decision_made_for_a_time_does_not_land_on_a_replan_for_another_that_is_due_too(
+    deploy: Any, clock: Any, fields: dict[str, Any], shift: int, before: str | None, moved_to: int
+) -> None:
+    """Issue 13 (a): the claim's write, and each final-state write of a schedule run, is conditional
+    on the appointment time it decided for. The appointment moves (and is re-planned) between the
+    run's read and its write, to a time at which a1#1440 is open as well: without that condition the
+    stale claim (a job with the old time) or the stale final state (the new time's reminder lost)
+    would land. The test_a_... tests above move it to a time not yet due, where the open condition
+    alone refuses the write. Two offsets, so that a smaller one can supersede a1#1440."""
+    flow = Workflow(deploy(ReminderOffsetsMinutes="1440,60"))
+    book(flow, DAY + HOUR, 1, **fields)
+    clock.shift(shift)
+    if before == "cancel":
+        put_appointment(flow.deployment, appointment("a1", DAY + HOUR, status="CANCELLED"))
+    elif before == "delete":
+        delete_appointment(flow.deployment, "a1")
+    schedule = Run(SCHEDULED)
+    move = Run([change("a1", "MODIFY", 2), change("a1", "MODIFY", 3)])
+
+    def moved_and_its_processor_dies_before_claiming() -> None:
+        """The move's stream run re-plans a1#60 (not due), then a1#1440 (due), and dies before it
+        claims a1#1440 (its retry claims it later): the new plan is open while the schedule run writes."""
+        put_appointment(flow.deployment, appointment("a1", moved_to))
+        with after_call(flow.deployment, PROCESSOR, "UpdateItem", die, nth=2), pytest.raises(Crash):
+            flow.process(move)
+        record = reminder(flow.deployment, RID)
+        replanned = (record["state"], record["appointmentTime"], "claimToken" in record)
+        assert replanned == ("PENDING", NOW + moved_to, False)
+
+    with after_call(flow.deployment, PROCESSOR, "BatchGetItem", moved_and_its_processor_dies_before_claiming) as ran:
+        flow.process(schedule)
+    assert ran == [1]
+    assert schedule.jobs == [], "no claim for the time the run decided on"
+    record = reminder(flow.deployment, RID)
+    assert (record["state"], record["appointmentTime"]) == ("PENDING", NOW + moved_to), "the new time's plan stands"
+
+    flow.process(move, retry=1)  # the workflow's retry of the move's processor claims it
+    flow.deliver(move)
+    assert flow.emails() == ["a1@example.com"], "reminded once, for the new time"
+    assert reminder(flow.deployment, RID)["state"] == "SENT"
+
+
 def flow_now(flow: Workflow) -> int:
     """The START the appointments were booked from (the support module's NOW)."""
     from tests.support import NOW
@@ -301,7 +400,7 @@ def flow_now(flow: Workflow) -> int:
     return NOW
 
 
-# ---- found by exploring: a schedule run's final write carries no version ---------------------------
+# ---- found by exploring (fixed): a schedule run's final write carried no version; the ledger -------
 
 
 def test_a_schedule_run_s_stale_cancel_does_not_undo_a_rebooking_at_the_same_time(flow: Workflow, clock: Any) -> None:
