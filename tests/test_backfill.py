@@ -587,16 +587,6 @@ def bare_account(monkeypatch: pytest.MonkeyPatch) -> Iterator[boto3.Session]:
         yield boto3.Session(region_name="us-east-1")
 
 
-def test_no_such_stack_exits_2_with_one_line(bare_account: boto3.Session, capsys: pytest.CaptureFixture[str]) -> None:
-    assert backfill.main(["--stack", "nothing-here"], session=bare_account) == 2
-    captured = capsys.readouterr()
-    assert captured.out == ""
-    assert captured.err == (
-        "error: no stack named nothing-here in region us-east-1 "
-        "(CloudFormation stacks are regional: is it in another region? pass --region)\n"
-    )
-
-
 def test_a_stack_that_is_not_a_tapstack_stack_exits_2(
     bare_account: boto3.Session, capsys: pytest.CaptureFixture[str]
 ) -> None:

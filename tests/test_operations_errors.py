@@ -70,3 +70,16 @@ def test_a_stack_in_another_region_is_not_found_there(
         "error: no stack named reminders-dev in region us-west-2 "
         "(CloudFormation stacks are regional: is it in another region? pass --region)\n"
     )
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_no_such_stack_exits_2_with_one_line(
+    bare_account: None, capsys: pytest.CaptureFixture[str], command: str
+) -> None:
+    assert tapstack_main([command, "--stack", "nothing-here"]) == 2
+    captured = capsys.readouterr()
+    assert captured.out == ""
+    assert captured.err == (
+        "error: no stack named nothing-here in region us-east-1 "
+        "(CloudFormation stacks are regional: is it in another region? pass --region)\n"
+    )
