@@ -212,8 +212,8 @@ def _calls() -> Calls:
 def constant_renames() -> dict[str, str]:
     """A short name (``A_``, ``B_``, ...) for each module-level constant or client of the handlers
     (``REMINDERS_TABLE``, ``dynamodb``): a name bound at module level by an assignment only, in any
-    handler module, and bound nowhere inside a function (no parameter, local or loop variable of that
-    name could be confused with it). One mapping for every module, so the parts of one ``index.py``
+    handler module, and bound nowhere inside a function or a class body (no parameter, local, loop
+    variable or class attribute of that name could be confused with it). One mapping for every module, so the parts of one ``index.py``
     that share a constant agree on its short name. The most used names come first, so the mapping
     stays stable when a rarely used one is added. Functions, classes, ``handler`` and imports keep
     their names: they are what a stack trace shows. (``A_``, ``B_``...: python-minifier names what
@@ -232,6 +232,8 @@ def constant_renames() -> dict[str, str]:
         for node in ast.walk(tree):
             if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.Lambda)):
                 kept |= _names_bound_inside(node)
+            elif isinstance(node, ast.ClassDef):  # a class attribute is read by its name (run.token)
+                kept |= {name for statement in node.body for name, _ in _bindings("", statement)}
     constants = assigned - kept
     used = Counter(
         node.id for tree in trees for node in ast.walk(tree) if isinstance(node, ast.Name) and node.id in constants

@@ -77,6 +77,9 @@ def lambda_retries() -> list[dict[str, Any]]:
     sending again). One ``States.ALL`` instead of listing the transient ones: whether an error was
     transient is decided where it matters, by UpdateStatus (deferred or FAILED) and by the pipe
     (retried or dead-lettered), and four lists of seven names cost about 600 template bytes."""
+    # "States.ALL" must stand alone in its ErrorEquals and in the last retrier; it does not retry the
+    # terminal States.Runtime and States.DataLimitExceeded
+    # (https://docs.aws.amazon.com/step-functions/latest/dg/concepts-error-handling.html).
     return retries(["States.ALL"])
 
 

@@ -248,7 +248,9 @@ def test_constants_get_one_short_name_in_every_module() -> None:
 
 def test_a_constant_shadowed_inside_a_function_keeps_its_name(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     (tmp_path / "common.py").write_text(
-        "TABLE = 'x'\nLIMIT = 3\n\ndef read(LIMIT):\n    return TABLE, LIMIT\n", encoding="utf-8"
+        "TABLE = 'x'\nLIMIT = 3\nSIZE = 2\n\ndef read(LIMIT):\n    return TABLE, LIMIT\n\n"
+        "class Box:\n    SIZE = 5\n\ndef size():\n    return SIZE, Box.SIZE\n",
+        encoding="utf-8",
     )
     monkeypatch.setattr(sources, "handler_path", lambda module: tmp_path / f"{module}.py")
     renames = sources.constant_renames()
@@ -256,6 +258,7 @@ def test_a_constant_shadowed_inside_a_function_keeps_its_name(tmp_path: Path, mo
     namespace: dict[str, Any] = {}
     exec(sources.renamed((tmp_path / "common.py").read_text(encoding="utf-8"), renames), namespace)  # noqa: S102
     assert namespace["read"](5) == ("x", 5)
+    assert namespace["size"]() == (2, 5), "a class attribute keeps its name, and so does the constant"
 
 
 def _names(code: str) -> set[str]:
