@@ -210,14 +210,15 @@ def _calls() -> Calls:
 
 
 def constant_renames() -> dict[str, str]:
-    """A short name (``A_``, ``B_``, ...) for each module-level constant or client of the handlers
+    """A short name (``a_``, ``b_``, ...) for each module-level constant or client of the handlers
     (``REMINDERS_TABLE``, ``dynamodb``): a name bound at module level by an assignment only, in any
     handler module, and bound nowhere inside a function or a class body (no parameter, local, loop
-    variable or class attribute of that name could be confused with it). One mapping for every module, so the parts of one ``index.py``
-    that share a constant agree on its short name. The most used names come first, so the mapping
-    stays stable when a rarely used one is added. Functions, classes, ``handler`` and imports keep
-    their names: they are what a stack trace shows. (``A_``, ``B_``...: python-minifier names what
-    it hoists ``_A``, ``_B``..., see :func:`minify`.)
+    variable or class attribute of that name could be confused with it). One mapping for every
+    module, so the parts of one ``index.py`` that share a constant agree on its short name; the most
+    used names get the first short names (a change of the handlers may reorder them: the build
+    regenerates the template). Functions, classes, ``handler`` and imports keep their names: they
+    are what a stack trace shows. (The short names end with ``_``: python-minifier names what it
+    hoists ``_A``, ``_B``..., see :func:`minify`.)
     """
     trees = [ast.parse(path.read_text(encoding="utf-8")) for path in _handler_files()]
     assigned: set[str] = set()
