@@ -60,7 +60,7 @@ def plain(item: dict[str, Any], name: str) -> dict[str, str]:
 
 
 def write(
-    job: dict[str, Any], channel: str, expression: str, condition: str, **values: Any
+    job: dict[str, Any], channel: str, expression: str, condition: str, /, **values: Any
 ) -> tuple[bool, dict[str, Any]]:
     """One conditional write of the job's reminder; ``#r`` is the channel's result."""
     names = {**NAMES, "#r": f"{channel}Result"}

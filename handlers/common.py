@@ -26,7 +26,7 @@ class RetryableError(Exception):
     """A failure worth another try: Step Functions retries the task by this name, with backoff."""
 
 
-def log(level: str, event: str, **fields: Any) -> None:
+def log(level: str, event: str, /, **fields: Any) -> None:
     """One JSON line of ids, outcomes and error codes: never contact data or message text."""
     print(json.dumps({"level": level, "event": event, **fields}))
 
@@ -43,7 +43,7 @@ def emit_metrics(namespace: str, values: Mapping[str, float], unit: str | None =
     )
 
 
-def error_code(error: BaseException) -> str:
+def error_code(error: BaseException, /) -> str:
     """The AWS error code of a ClientError, else the exception's class name (``ReadTimeoutError``)."""
     response = getattr(error, "response", None) or {}
     code: str = response.get("Error", {}).get("Code") or type(error).__name__

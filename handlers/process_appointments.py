@@ -74,7 +74,7 @@ VALUE_LIMIT = 200
 MESSAGE_LIMIT = 5000
 
 
-def load_templates(raw: Any, language: str) -> dict[str, str]:
+def load_templates(raw: Any, language: str, /) -> dict[str, str]:
     """One language's templates from the environment's values (``raw``: the stack parameters' for
     the default set, ``language`` ""): a ``\\n`` (backslash, n) is a line break, since a stack
     parameter is one line. An empty template is the built-in one; so is a malformed one, with a
@@ -261,7 +261,7 @@ def find_due(run: Run) -> tuple[list[dict[str, Any]], bool]:
     return due, more
 
 
-def write(reminder_id: str, expression: str, condition: str, **values: Any) -> tuple[bool, dict[str, Any]]:
+def write(reminder_id: str, expression: str, condition: str, /, **values: Any) -> tuple[bool, dict[str, Any]]:
     """One conditional write of a reminder, ``updatedAt`` too: (written, the item as written or as it was)."""
     key = {"reminderId": {"S": reminder_id}}
     expression = f"SET updatedAt = :u, {expression}"
@@ -285,7 +285,7 @@ def went_out(item: dict[str, Any]) -> bool:
     return False
 
 
-def finalize(reminder_id: str, state: str, reason: str, condition: str, also: str = "", **values: Any) -> str:
+def finalize(reminder_id: str, state: str, reason: str, condition: str, also: str = "", /, **values: Any) -> str:
     """Make an open reminder final (it leaves the due index, its claim is gone) under ``condition``;
     SENT instead when it went out for its time (``went_out``: an earlier claim's send, one that
     finished while the appointment was being cancelled, or an earlier plan's for the same time).
@@ -296,16 +296,17 @@ def finalize(reminder_id: str, state: str, reason: str, condition: str, also: st
     if written and not went_out(item):
         log("INFO", f"reminder_{state.lower()}", reminderId=reminder_id, reason=reason)
         return state.lower()
-    if written:  # final now, though it went out for this time by an earlier plan: it says so
-        corrected = write(
-            reminder_id, "#s = :s", "#s = :f AND appointmentTime = :t", s="SENT", f=state, t=item["appointmentTime"]
-        )
-        if not corrected[0]:
-            return state.lower()
-    elif not went_out(item) or not write(reminder_id, done, condition, s="SENT", r=reason, **values)[0]:
-        return "unchanged"
-    log("INFO", "reminder_sent", reminderId=reminder_id, reason=reason)
-    return "sent"
+    if not written and went_out(item) and write(reminder_id, done, condition, s="SENT", r=reason, **values)[0]:
+        log("INFO", "reminder_sent", reminderId=reminder_id, reason=reason)
+        return "sent"
+    # Final in this state though it went out for its time: written so just now (an earlier plan's
+    # send), or by an attempt of this decision that died before this correction (row 2c).
+    if item.get("state") == {"S": state} and went_out(item):
+        correction = "#s = :f AND appointmentTime = :t"
+        if write(reminder_id, "#s = :s", correction, s="SENT", f=state, t=item["appointmentTime"])[0]:
+            log("INFO", "reminder_sent", reminderId=reminder_id, reason=reason)
+            return "sent"
+    return state.lower() if written else "unchanged"
 
 
 def version_of(change: dict[str, Any]) -> str | None:
@@ -342,7 +343,7 @@ def plan(run: Run, appointment_id: str, offset: int, raw: dict[str, Any] | None,
             x=run.now + RETENTION_SECONDS,
             **stamp,
         )
-        if outcome == "unchanged" and version:  # final already: record the change, so no older one undoes it
+        if outcome != "cancelled" and version:  # final already: record the change, so no older one undoes it
             write(reminder_id, "version = :v", f"attribute_exists(reminderId) AND {newer}", **stamp)
         return outcome
     start = appointment["time"]

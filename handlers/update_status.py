@@ -52,7 +52,7 @@ def classify(delivery: list[dict[str, str]]) -> list[dict[str, str]]:
     return results
 
 
-def provider_code(error: str, result: dict[str, str]) -> str:
+def provider_code(error: str, result: dict[str, str], /) -> str:
     """The provider's error code a sender's ``RetryableError("Throttling")`` carries, else the
     error's name. For a Lambda task, Step Functions' ``Error`` is the function's ``errorType`` and
     ``Cause`` the function's error as JSON (``{"errorMessage": ..., "errorType": ...}``); a timeout's
@@ -75,7 +75,7 @@ def state_of(results: list[dict[str, str]]) -> str:
     return next((state for state in ("DEFERRED", "SENT", "FAILED") if state in statuses), "SKIPPED")
 
 
-def retry_at(now: int, deferrals: int, appointment_time: int) -> int:
+def retry_at(now: int, deferrals: int, appointment_time: int, /) -> int:
     """When a deferred reminder is tried again: a minute after its first deferral, twice as long after
     each next one, up to 15 minutes; but never past the last schedule run before the appointment
     (a minute before it), so that a provider that recovers in time still gets the reminder out."""
@@ -84,7 +84,7 @@ def retry_at(now: int, deferrals: int, appointment_time: int) -> int:
     return min(now + backoff, last_chance)
 
 
-def record(event: dict[str, Any], state: str, results: list[dict[str, str]]) -> bool:
+def record(event: dict[str, Any], state: str, results: list[dict[str, str]], /) -> bool:
     """One write, conditional on the claim: a final state leaves the due index; a deferral returns
     the reminder to it, later, keeping what was already recorded of the other channels. False when
     the claim is no longer this job's (nothing is recorded)."""
@@ -125,7 +125,7 @@ def record(event: dict[str, Any], state: str, results: list[dict[str, str]]) -> 
     return written or recorded_before(old, event, state, results)
 
 
-def recorded_before(old: dict[str, Any], event: dict[str, Any], state: str, results: list[dict[str, str]]) -> bool:
+def recorded_before(old: dict[str, Any], event: dict[str, Any], state: str, results: list[dict[str, str]], /) -> bool:
     """Whether a refused write finds this job's own outcome: an earlier invocation of the job wrote it
     and its answer, or the publish after it, was lost. The claim is gone, the state and the deferral
     count are what the job wrote, and each channel it recorded carries the job's token. Then the
@@ -141,7 +141,7 @@ def recorded_before(old: dict[str, Any], event: dict[str, Any], state: str, resu
     return all(old.get(f"{channel}Result", {}).get("M", {}).get("token") == token for channel in written)
 
 
-def announce(event: dict[str, Any], state: str, results: list[dict[str, str]]) -> None:
+def announce(event: dict[str, Any], state: str, results: list[dict[str, str]], /) -> None:
     """A final outcome goes to the topic (ids, state and the channel results, which hold no contact
     data); every outcome is one CloudWatch embedded-metric-format line: a count of 0 or 1 each."""
     if state != "DEFERRED":

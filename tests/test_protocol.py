@@ -142,7 +142,7 @@ def test_3_a_claim_that_sent_and_died_then_a_cancel_then_a_rebooking_sends_nothi
 def test_3_sent_moved_away_and_back_then_cancelled_before_a_new_claim_says_sent(flow: Workflow, clock: Any) -> None:
     """The re-plan for T1 has no channel result, only the ``sent`` ledger says the reminder for T1
     went out (by the first plan): the cancel's final write must read it and record SENT, not
-    CANCELLED (row 2b through the ledger: ``went_out`` in process_appointments.py)."""
+    CANCELLED (row 2c through the ledger: ``went_out`` in process_appointments.py)."""
     book(flow, DAY - HOUR, 1)  # short notice: reminded at once for T1
     assert len(flow.emails()) == 1 and len(flow.texts()) == 1
     book(flow, 3 * DAY, 2)  # moved to T2: re-planned, the results gone, the ledger kept
@@ -445,3 +445,53 @@ def test_an_attempt_that_died_after_its_mark_is_not_said_sent_after_a_replan(flo
     assert flow.emails() == [], "never sent twice: the mark may hide a message that went out"
     record = reminder(flow.deployment, RID)
     assert record["state"] != "SENT", f"nothing went out, the record says {record['emailResult']}"
+
+
+def test_a_final_decision_whose_processor_dies_before_its_correction_says_sent_after_the_retry(
+    flow: Workflow, clock: Any
+) -> None:
+    """Found by the long run (seed 202): a final decision on a reminder that went out for its time
+    is two writes (the final state, then the correction to SENT: row 2c). The processor dies between
+    them; the workflow's retry finds the record final already, and must still make it tell the truth."""
+    book(flow, DAY - HOUR, 1)  # short notice: reminded at once for T1
+    book(flow, 3 * DAY, 2)  # moved to T2: re-planned, the ledger kept
+    put_appointment(flow.deployment, appointment("a1", DAY - HOUR))  # moved back to T1: open, due at once
+    with after_call(flow.deployment, PROCESSOR, "UpdateItem", die), pytest.raises(Crash):
+        flow.process(Run([change("a1", "MODIFY", 3)]))  # re-planned for T1, then dies before it claims
+    put_appointment(flow.deployment, appointment("a1", DAY - HOUR, status="CANCELLED"))
+    cancelled = Run([change("a1", "MODIFY", 4)])
+    with after_call(flow.deployment, PROCESSOR, "UpdateItem", die), pytest.raises(Crash):
+        flow.process(cancelled)  # the final state written, then the invocation dies
+    flow.process(cancelled, retry=1)  # the workflow's retry
+    record = reminder(flow.deployment, RID)
+    assert (record["state"], record["reason"]) == ("SENT", "AppointmentCancelled"), "it went out for T1: it says so"
+    assert len(flow.emails()) == 1 and len(flow.texts()) == 1, "nothing more"
+
+
+def test_a_newer_change_that_corrects_a_final_record_is_recorded_so_no_older_one_undoes_it(
+    flow: Workflow, clock: Any
+) -> None:
+    book(flow, DAY - HOUR, 1)  # short notice: reminded at once for T1
+    book(flow, 3 * DAY, 2)  # moved to T2: re-planned, the ledger kept
+    put_appointment(flow.deployment, appointment("a1", DAY - HOUR))  # moved back to T1: open, due at once
+    with after_call(flow.deployment, PROCESSOR, "UpdateItem", die), pytest.raises(Crash):
+        flow.process(Run([change("a1", "MODIFY", 3)]))  # re-planned for T1, then dies before it claims
+    put_appointment(flow.deployment, appointment("a1", DAY - HOUR, status="CANCELLED"))
+    with after_call(flow.deployment, PROCESSOR, "UpdateItem", die), pytest.raises(Crash):
+        flow.process(Run([change("a1", "MODIFY", 4)]))  # CANCELLED written, dies before its correction
+    put_appointment(flow.deployment, appointment("a1", 3 * DAY))  # then moved to T2 (change 5)
+    older = Run([change("a1", "MODIFY", 5)])
+
+    def deleted_and_its_run_completes() -> None:
+        """Change 6 deletes a1; its run finds the reminder final, and corrects it to SENT (row 2c)."""
+        delete_appointment(flow.deployment, "a1")
+        flow.complete(Run([change("a1", "REMOVE", 6)]))
+        assert reminder(flow.deployment, RID)["state"] == "SENT"
+
+    # Change 5's run read a1 at T2; before it writes its plan, change 6's run completes.
+    with after_call(flow.deployment, PROCESSOR, "BatchGetItem", deleted_and_its_run_completes) as ran:
+        flow.process(older)
+    assert ran == [1]
+    record = reminder(flow.deployment, RID)
+    assert (record["state"], record["version"]) == ("SENT", "6".zfill(40)), "the older change's plan was refused"
+    assert len(flow.emails()) == 1 and len(flow.texts()) == 1, "nothing more"
