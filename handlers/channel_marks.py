@@ -133,23 +133,24 @@ def finish(channel: str, job: dict[str, Any], attempt: str, result: dict[str, An
     A message the provider accepted adds the appointment time to ``delivered``; one that did not go
     out, and cannot have, takes it out of ``sent``."""
     key = {f"{channel}@{job['appointmentTime']}"}
-    if result["status"] == "SENT":
-        expression, values = "SET #r = :m ADD delivered :k", {"k": key}
-    elif not went_out:
-        expression, values = "SET #r = :m DELETE sent :k", {"k": key}
+    values: dict[str, Any] = {"m": stored({**result, "token": job["claimToken"], "attempt": attempt}), "a": attempt}
+    sent = result["status"] == "SENT"
+    if sent:
+        values |= {"k": key, "c": "CANCELLED"}
+        written, old = write(job, channel, "SET #r = :m ADD delivered :k", "#r.#a = :a AND #s <> :c", **values)
+        if not written and old.get("state") == {"S": "CANCELLED"}:
+            # Cancelled while the message was on its way (row 8b): the record says SENT in the same
+            # write as the result, so that no attempt dying in between leaves it saying CANCELLED.
+            expression = "SET #r = :m, #s = :s ADD delivered :k"
+            written = write(job, channel, expression, "#r.#a = :a AND #s = :c", s="SENT", **values)[0]
+    elif went_out:  # its answer was lost: it may have gone out, and its time stays in sent
+        written = write(job, channel, "SET #r = :m", "#r.#a = :a", **values)[0]
     else:
-        expression, values = "SET #r = :m", {}
-    result = {**result, "token": job["claimToken"], "attempt": attempt}
-    written, after = write(job, channel, expression, "#r.#a = :a", m=stored(result), a=attempt, **values)
+        written = write(job, channel, "SET #r = :m DELETE sent :k", "#r.#a = :a", k=key, **values)[0]
     if not written:  # the mark is gone: the reminder was re-planned meanwhile (its time stays in sent)
         log("ERROR", "mark_not_recorded", reminderId=job["reminderId"], error="ConditionalCheckFailedException")
-        if result["status"] == "SENT":  # went out all the same: a plan for this time again must know it
+        if sent:  # went out all the same: a plan for this time again must know it
             write(job, channel, "ADD delivered :k", "attribute_exists(reminderId)", k=key)
-        return
-    if result["status"] == "SENT" and after.get("state") == {"S": "CANCELLED"}:
-        # The appointment was cancelled while this message was on its way: the record says it went out.
-        condition = "#s = :cancelled AND appointmentTime = :at"
-        write(job, channel, "SET #s = :sent", condition, sent="SENT", cancelled="CANCELLED", at=job["appointmentTime"])
 
 
 def withdraw(channel: str, job: dict[str, Any], attempt: str) -> None:

@@ -12,7 +12,9 @@ The actors (issue 13) and the rules that play them:
   job) and ``run_on`` (the rest of a run, in order);
 - crashes at any step and faults: ``step`` with a fault (a sender that dies after its mark, after
   the provider accepted, or after recording; the provider refusing transiently, or its answer lost;
-  the mark's answer lost once, or on every attempt; the status updater dying after its write, or
+  the mark's answer lost once, or on every attempt; the appointment cancelled while the message is
+  on its way, and that change's run completing, with the sender then dying after recording or not;
+  the status updater dying after its write, or
   unable to write at all), ``processor_dies`` (a processor that dies after any of its writes),
   ``retry_or_die`` (the execution dies);
 - retries: ``retry_or_die`` (a sender or the status updater again, as a retry or a redrive; the
@@ -43,7 +45,7 @@ import itertools
 import json
 import time
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, field
 from typing import Any
@@ -88,6 +90,8 @@ SENDER_FAULTS = (
     "provider's answer lost",
     "mark's answer lost once",
     "mark's answer lost on every attempt",
+    "cancelled meanwhile",
+    "cancelled meanwhile, dies after recording",
 )
 #: What may happen to one status updater step.
 UPDATER_FAULTS = (*[None] * 4, "dies after recording", "cannot record")
@@ -350,12 +354,30 @@ class World:
         self.stale |= {rid for rid in decided if rid in now and now[rid].get("version") != versions.get(rid)}
 
     @contextmanager
-    def sender_fault(self, channel: str, fault: str | None) -> Iterator[None]:
-        """``fault`` happening to the channel's sender within the block."""
+    def sender_fault(
+        self, channel: str, job: dict[str, Any], fault: str | None, sent_so_far: Callable[[], None]
+    ) -> Iterator[None]:
+        """``fault`` happening to the channel's sender of ``job`` within the block. ``sent_so_far``
+        records what the provider has accepted until then."""
         function = SENDERS[channel]
         service, provider = PROVIDERS[channel]
         with ExitStack() as stack:
-            if fault == "dies after its mark":
+            if fault is not None and fault.startswith("cancelled meanwhile"):
+
+                def cancelled_meanwhile() -> None:
+                    """The message is at the provider; the booking app cancels the appointment and
+                    that change's run completes before the sender records what it sent."""
+                    sent_so_far()
+                    appointment_id = job["reminderId"].rpartition("#")[0]
+                    booking = self.bookings.get(appointment_id)
+                    if booking is not None and booking.booked:
+                        self.change_now("cancel", appointment_id, 0)
+                        self.start(Run([self.pending.pop()]))
+
+                stack.enter_context(after_call(self.deployment, function, provider, cancelled_meanwhile))
+                if fault.endswith("dies after recording"):
+                    stack.enter_context(after_call(self.deployment, function, "UpdateItem", die, nth=2))
+            elif fault == "dies after its mark":
                 stack.enter_context(after_call(self.deployment, function, "UpdateItem", die))
             elif fault == "dies after the provider accepted":
                 stack.enter_context(after_call(self.deployment, function, provider, die))
@@ -374,9 +396,16 @@ class World:
             yield
 
     def send(self, run: Run, job: dict[str, Any], channel: str, fault: str | None = None) -> None:
-        before = self.provider_sends(channel)
+        counted = [self.provider_sends(channel)]
+
+        def sent_so_far() -> None:
+            """Each message the provider accepted since ``counted`` is a send of this job."""
+            for _ in range(self.provider_sends(channel) - counted[0]):
+                self.record_send(job, channel)
+            counted[0] = self.provider_sends(channel)
+
         try:
-            with self.sender_fault(channel, fault):
+            with self.sender_fault(channel, job, fault, sent_so_far):
                 self.flow.send(run, job, channel)
         except Crash:
             # The invocation died (Lambda.Unknown); past the workflow's retries, its Catch reports it.
@@ -385,8 +414,7 @@ class World:
             if error.error["errorType"] != "RetryableError":
                 raise
             self.caught(run, job, channel, "RetryableError")
-        for _ in range(self.provider_sends(channel) - before):
-            self.record_send(job, channel)
+        sent_so_far()
         unknown = ("dies after its mark", "dies after the provider accepted", "provider's answer lost")
         if fault in unknown:
             self.uncertain.add((job["reminderId"], job["appointmentTime"], channel))

@@ -79,6 +79,34 @@ def test_1_a_cancel_while_the_email_is_on_its_way_stops_the_sms_and_records_what
     assert len(flow.emails()) == 1 and flow.texts() == []
 
 
+@pytest.mark.parametrize("dies_after", [2, 3])
+def test_1_a_sender_that_dies_while_recording_over_a_cancel_leaves_no_record_that_says_cancelled_and_sent(
+    flow: Workflow, clock: Any, dies_after: int
+) -> None:
+    """The cancel is decided while the email is on its way; the sender then dies after its second or
+    third write (its result refused on the cancelled record, then the result and SENT in one). Before
+    the fix, the result and the record's SENT were two writes, and a sender dying between them left
+    a record that said CANCELLED with its email SENT."""
+    book(flow, DAY + HOUR, 1)
+    clock.shift(HOUR)
+    run = claimed(flow)
+    (job,) = run.jobs
+    with (
+        after_call(flow.deployment, SENDERS["email"], "SendEmail", lambda: cancel(flow, DAY, 2)),
+        after_call(flow.deployment, SENDERS["email"], "UpdateItem", die, nth=dies_after),
+        pytest.raises(Crash),
+    ):
+        flow.send(run, job, "email")
+    assert flow.send(run, job, "email")["reason"] == "ClaimLost", "the workflow's retry sends nothing"
+    record = reminder(flow.deployment, RID)
+    said = (record["state"], record["reason"], record["emailResult"]["status"])
+    if dies_after == 2:
+        assert said == ("CANCELLED", "AppointmentCancelled", "SENDING"), "it may have gone out: it says no more"
+    else:
+        assert said == ("SENT", "AppointmentCancelled", "SENT"), "the record says it went out"
+    assert len(flow.emails()) == 1 and flow.texts() == []
+
+
 # ---- 2. a final record refuses its old claim token -----------------------------------------------
 
 
