@@ -84,10 +84,14 @@ def retry_at(now: int, deferrals: int, appointment_time: int, /) -> int:
     return min(now + backoff, last_chance)
 
 
-def record(event: dict[str, Any], state: str, results: list[dict[str, str]], /) -> bool:
+def record(event: dict[str, Any], results: list[dict[str, str]], /) -> tuple[str, list[dict[str, str]]] | None:
     """One write, conditional on the claim: a final state leaves the due index; a deferral returns
-    the reminder to it, later, keeping what was already recorded of the other channels. False when
-    the claim is no longer this job's (nothing is recorded)."""
+    the reminder to it, later, keeping what was already recorded of the other channels. A channel
+    the record holds as SENT keeps it: an earlier claim of this plan sent it, and this job's sender
+    answered without asking the record (a late job, a channel no longer requested); the outcome is
+    then made again with it. The outcome as recorded (state, results), or None when the claim is no
+    longer this job's (nothing is recorded)."""
+    state = state_of(results)
     now = int(time.time())
     values: dict[str, Any] = {"t": event["claimToken"], "sending": "SENDING", "at": event["appointmentTime"], "u": now}
     updates = ["updatedAt = :u"]
@@ -113,16 +117,37 @@ def record(event: dict[str, Any], state: str, results: list[dict[str, str]], /) 
     if delivered:
         values["d"] = delivered
         added = " ADD delivered :d"
+    unsent = [result["channel"] for result in results if result["status"] not in ("SENT", "DEFERRED")]
+    condition = "claimToken = :t AND #s = :sending AND appointmentTime = :at"
+    if unsent:  # sent is sent: never recorded over
+        values["sent"] = "SENT"
+        condition += "".join(f" AND NOT {channel}Result.#st = :sent" for channel in unsent)
     written, old = conditional_update(
         dynamodb,
         REMINDERS_TABLE,
         {"reminderId": {"S": event["reminderId"]}},
         f"SET {', '.join(updates)} REMOVE {removed}{added}",
-        "claimToken = :t AND #s = :sending AND appointmentTime = :at",
-        {"#s": "state"},
+        condition,
+        {"#s": "state", "#st": "status"},
         **values,
     )
-    return written or recorded_before(old, event, state, results)
+    if written or recorded_before(old, event, state, results):
+        return state, results
+    claimed = (old.get("claimToken"), old.get("state")) == ({"S": event["claimToken"]}, {"S": "SENDING"})
+    sent = [
+        channel for channel in unsent if old.get(f"{channel}Result", {}).get("M", {}).get("status") == {"S": "SENT"}
+    ]
+    if not (claimed and sent):
+        return None
+    # Made again with the record's result for each channel it holds as SENT: each time leaves at
+    # least one channel fewer to guard, so it ends.
+    return record(event, [as_answer(old, r["channel"]) if r["channel"] in sent else r for r in results])
+
+
+def as_answer(item: dict[str, Any], channel: str) -> dict[str, str]:
+    """The channel's result the record holds, as its sender would have answered it."""
+    stored = item[f"{channel}Result"]["M"]
+    return {"channel": channel, **{k: v["S"] for k, v in stored.items() if k in ("status", "reason", "messageId")}}
 
 
 def recorded_before(old: dict[str, Any], event: dict[str, Any], state: str, results: list[dict[str, str]], /) -> bool:
@@ -161,8 +186,9 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
     results = classify(event["delivery"])
     state = state_of(results)
     try:
-        recorded = record(event, state, results)
-        if recorded:
+        outcome = record(event, results)
+        if outcome:
+            state, results = outcome
             announce(event, state, results)
     except Exception as error:
         # Every write is conditional and the event says the same again, so any transient failure,
@@ -170,5 +196,5 @@ def handler(event: dict[str, Any], context: Any) -> dict[str, Any]:
         if not is_transient(error, idempotent=True):
             raise
         raise RetryableError(error_code(error)) from None
-    log("INFO", "outcome", reminderId=reminder_id, state=state, recorded=recorded)
-    return {"reminderId": reminder_id, "state": state, "recorded": recorded}
+    log("INFO", "outcome", reminderId=reminder_id, state=state, recorded=bool(outcome))
+    return {"reminderId": reminder_id, "state": state, "recorded": bool(outcome)}

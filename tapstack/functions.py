@@ -10,7 +10,7 @@ import awacs.kms as kms
 from awacs.aws import Statement
 from awacs.helpers.trust import make_simple_assume_policy
 from troposphere import FindInMap, GetAtt, Ref, Sub, Template
-from troposphere.awslambda import Code, Environment, Function, LoggingConfig, TracingConfig
+from troposphere.awslambda import Code, Environment, Function, LoggingConfig
 from troposphere.iam import Role
 from troposphere.kms import Key
 from troposphere.logs import LogGroup
@@ -125,7 +125,6 @@ def _add_function(template: Template, settings: Settings, key: Key, spec: Functi
                 policies.inline_policy(
                     spec.name,
                     policies.log_writing_statements(log_group)
-                    + policies.tracing_statements()
                     + spec.statements
                     # Lambda decrypts the function's environment, and DynamoDB and SNS use the
                     # key, with the function's role.
@@ -153,7 +152,10 @@ def _add_function(template: Template, settings: Settings, key: Key, spec: Functi
                 Variables=checked_environment(template, settings.logical_id(spec.logical_id), spec.environment)
             ),
             KmsKeyArn=GetAtt(key, "Arn"),
-            TracingConfig=TracingConfig(Mode="Active"),
+            # No active tracing: without the X-Ray SDK (handlers import boto3 only), a function's
+            # trace holds only Lambda's own Initialization, Invocation and Overhead
+            # (https://docs.aws.amazon.com/lambda/latest/dg/services-xray.html). The workflow's trace
+            # times each task; each REPORT log line gives the init duration.
             LoggingConfig=LoggingConfig(LogGroup=Ref(log_group)),
             **optional,
         )

@@ -17,7 +17,6 @@ import awacs.ses as ses
 import awacs.sns as sns
 import awacs.sqs as sqs
 import awacs.states as states
-import awacs.xray as xray
 from awacs.aws import Action, Allow, Condition, Deny, PolicyDocument, Statement, StringEquals
 from troposphere import GetAtt, Region, Select, Split, Sub
 from troposphere.iam import Policy
@@ -40,11 +39,6 @@ def log_writing_statements(log_group: Any) -> list[Statement]:
             Resource=[GetAtt(log_group, "Arn")],
         )
     ]
-
-
-def tracing_statements() -> list[Statement]:
-    # X-Ray authorises trace uploads only on "*": they name no resource.
-    return [Statement(Effect=Allow, Action=[xray.PutTraceSegments, xray.PutTelemetryRecords], Resource=["*"])]
 
 
 def key_statements(key_arn: Any, actions: Sequence[Action]) -> list[Statement]:

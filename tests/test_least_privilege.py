@@ -62,10 +62,10 @@ UNOBSERVABLE = (
         "Lambda writes the function's log with the function's role; locally the log is a list",
     ),
     Unobservable(
-        ANY_ROLE,
+        frozenset({"workflow"}),
         ("xray:*",),
         "*",
-        "the Lambda and Step Functions runtimes upload the traces (active tracing); moto has no X-Ray",
+        "Step Functions uploads the workflow's traces (its tracing); moto has no X-Ray",
     ),
     Unobservable(
         ANY_ROLE,

@@ -523,3 +523,24 @@ def test_a_newer_change_that_corrects_a_final_record_is_recorded_so_no_older_one
     record = reminder(flow.deployment, RID)
     assert (record["state"], record["version"]) == ("SENT", "6".zfill(40)), "the older change's plan was refused"
     assert len(flow.emails()) == 1 and len(flow.texts()) == 1, "nothing more"
+
+
+def test_a_second_claim_whose_senders_run_late_does_not_undo_what_the_first_sent(flow: Workflow, clock: Any) -> None:
+    """Found by the long run (seed 303): the first claim's email went out, then its execution died.
+    The second claim of the same plan, made minutes before the appointment, runs its senders once
+    it has started: they answer AppointmentStarted without asking the record, and the status
+    updater recorded that over the email the first claim sent (the record said SKIPPED)."""
+    put_appointment(flow.deployment, appointment("a1", 10 * 60))  # in ten minutes: its reminder is due at once
+    first = Run([change("a1", "INSERT", 1)])
+    flow.process(first)
+    (job,) = first.jobs
+    flow.send(first, job, "email")  # sent; then the execution dies
+    clock.shift(CLAIM_LEASE_SECONDS + 1)  # its claim lapses
+    second = Run(SCHEDULED)
+    flow.process(second)  # claimed again, four minutes before the appointment
+    assert [job["reminderId"] for job in second.jobs] == [RID]
+    clock.shift(4 * 60)  # a slow execution: its senders run once the appointment has started
+    flow.deliver(second)
+    record = reminder(flow.deployment, RID)
+    assert (record["state"], record["emailResult"]["status"]) == ("SENT", "SENT"), "the email went out: it says so"
+    assert len(flow.emails()) == 1 and flow.texts() == []

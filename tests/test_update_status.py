@@ -56,6 +56,13 @@ def claim(deployment: LocalDeployment, token: str | None = TOKEN, **fields: Any)
     return claimed_reminder(deployment, token, **{"updatedAt": NOW - 60, **marks, **fields})
 
 
+def claim_for(deployment: LocalDeployment, delivery: list[dict[str, str]]) -> dict[str, Any]:
+    """As ``claim``, with the email's mark as its sender leaves it for ``delivery``: SENT only when
+    it was sent, none when the sender answered without marking (no address, not requested...)."""
+    email_sent = any(result["channel"] == "email" and result["status"] == "SENT" for result in delivery)
+    return claim(deployment) if email_sent else claim(deployment, emailResult=None)
+
+
 def update(
     deployment: LocalDeployment, delivery: list[dict[str, str]], deferrals: int = 0, token: str = TOKEN
 ) -> dict[str, Any]:
@@ -147,7 +154,7 @@ def test_a_final_outcome_is_recorded_announced_and_counted(
     deployment: LocalDeployment, events: Callable[[], list[dict[str, Any]]]
 ) -> None:
     for delivery, state in FINAL_OUTCOMES:
-        before = claim(deployment)
+        before = claim_for(deployment, delivery)
 
         assert update(deployment, delivery) == {"reminderId": RID, "state": state, "recorded": True}
 
@@ -178,12 +185,42 @@ def test_a_final_outcome_is_recorded_announced_and_counted(
     assert due_now(deployment, NOW + 10 * HOUR) == []
 
 
+def test_a_channel_the_record_holds_as_sent_keeps_it_whatever_a_late_sender_answered(
+    deployment: LocalDeployment, events: Callable[[], list[dict[str, Any]]]
+) -> None:
+    """An earlier claim of this plan sent the email; this job's senders ran once the appointment had
+    started and answered without asking the record. Sent is sent: the record and the announcement
+    keep the email's result, and the outcome is SENT."""
+    claim(deployment)  # the email's result: SENT (EMAIL_MARK)
+    late = [email("SKIPPED", "AppointmentStarted"), sms("SKIPPED", "AppointmentStarted")]
+
+    assert update(deployment, late) == {"reminderId": RID, "state": "SENT", "recorded": True}
+
+    item = stored(deployment)
+    assert item["state"] == "SENT"
+    assert item["emailResult"] == recorded(SENT_EMAIL)
+    assert item["smsResult"] == recorded(sms("SKIPPED", "AppointmentStarted"))
+    (event,) = events()
+    assert json.loads(event["Message"])["delivery"] == [SENT_EMAIL, sms("SKIPPED", "AppointmentStarted")]
+
+
+def test_a_job_whose_claim_is_gone_records_nothing_though_the_record_holds_a_channel_sent(
+    deployment: LocalDeployment, events: Callable[[], list[dict[str, Any]]]
+) -> None:
+    before = claim(deployment, token=OTHER)  # re-claimed by another execution; the email SENT
+
+    assert update(deployment, [email("SKIPPED", "AppointmentStarted"), SENT_SMS])["recorded"] is False
+
+    assert stored(deployment) == before
+    assert events() == []
+
+
 def test_each_outcome_prints_one_metric_line_for_the_alarm(deployment: LocalDeployment) -> None:
     """CloudWatch's embedded metric format: the counts at the root, named in one directive of the
     stack's namespace, with no dimensions, so that FailedRemindersAlarm sees RemindersFailed
     (https://docs.aws.amazon.com/AmazonCloudWatch/latest/monitoring/CloudWatch_Embedded_Metric_Format_Specification.html)."""
     for delivery, _ in FINAL_OUTCOMES[:1] + FINAL_OUTCOMES[4:5] + FINAL_OUTCOMES[6:7]:
-        claim(deployment)
+        claim_for(deployment, delivery)
         update(deployment, delivery)
     claim(deployment)
     update(deployment, [SENT_EMAIL, sms("ERROR", "RetryableError")])
@@ -232,7 +269,7 @@ def test_a_channel_error_is_deferred_when_transient_and_failed_otherwise(
     failed = ["States.TaskFailed", "States.Runtime", "KeyError", "InjectedFailure", "NotRetryableError"]
     not_requested = email("SKIPPED", "ChannelNotRequested")
     for reason in deferred + failed:
-        claim(deployment)
+        claim(deployment, emailResult=None)
 
         answer = update(deployment, [not_requested, sms("ERROR", reason)])
 
@@ -277,7 +314,7 @@ def test_a_deferral_s_reason_is_the_provider_s_code_from_the_error_s_cause(
 def test_a_permanent_error_s_cause_is_not_stored_or_announced(
     deployment: LocalDeployment, events: Callable[[], list[dict[str, Any]]]
 ) -> None:
-    claim(deployment)
+    claim(deployment, emailResult=None)
     failed = {**sms("ERROR", "KeyError"), "cause": json.dumps({"errorMessage": "'x'", "stackTrace": ["..."]})}
 
     assert update(deployment, [email("SKIPPED", "ChannelNotRequested"), failed])["state"] == "FAILED"
