@@ -61,6 +61,11 @@ UPDATER_TESTS = (
 LEAST_PRIVILEGE_TESTS = ("tests/test_least_privilege.py", "tests/test_least_privilege_reach.py")
 
 
+#: A schedule run's final decision (``finalize(..., still, **stamp)``) made without its
+#: appointmentTime condition, and without the value only that condition used (DynamoDB refuses one).
+WITHOUT_TIME = 'still.replace(" AND appointmentTime = :t", ""), **{k: v for k, v in stamp.items() if k != "t"})'
+
+
 @dataclass(frozen=True)
 class Bug:
     name: str
@@ -95,8 +100,8 @@ BUGS = [
         "the SKIPPED/FAILED write (appointment started) without its appointmentTime condition",
         PROCESSOR,
         (
-            "return finalize(reminder_id, state, reason, still, now=run.now, t=planned)",
-            "return finalize(reminder_id, state, reason, OPEN, now=run.now)",
+            "return finalize(reminder_id, state, reason, still, **stamp)",
+            "return finalize(reminder_id, state, reason, " + WITHOUT_TIME,
         ),
         tests=PROCESSOR_TESTS,
     ),
@@ -106,8 +111,8 @@ BUGS = [
         "the SKIPPED Superseded write without its appointmentTime condition",
         PROCESSOR,
         (
-            'return finalize(reminder_id, "SKIPPED", "Superseded", still, now=run.now, t=planned)',
-            'return finalize(reminder_id, "SKIPPED", "Superseded", OPEN, now=run.now)',
+            'return finalize(reminder_id, "SKIPPED", "Superseded", still, **stamp)',
+            'return finalize(reminder_id, "SKIPPED", "Superseded", ' + WITHOUT_TIME,
         ),
         tests=PROCESSOR_TESTS,
     ),
@@ -117,8 +122,8 @@ BUGS = [
         "the SKIPPED NoChannelRequested write without its appointmentTime condition",
         PROCESSOR,
         (
-            'return finalize(reminder_id, "SKIPPED", "NoChannelRequested", still, now=run.now, t=planned)',
-            'return finalize(reminder_id, "SKIPPED", "NoChannelRequested", OPEN, now=run.now)',
+            'return finalize(reminder_id, "SKIPPED", "NoChannelRequested", still, **stamp)',
+            'return finalize(reminder_id, "SKIPPED", "NoChannelRequested", ' + WITHOUT_TIME,
         ),
         tests=PROCESSOR_TESTS,
     ),
@@ -129,8 +134,8 @@ BUGS = [
         " appointmentTime condition",
         PROCESSOR,
         (
-            'return finalize(reminder_id, "CANCELLED", why or "OffsetRemoved", still, now=run.now, t=planned)',
-            'return finalize(reminder_id, "CANCELLED", why or "OffsetRemoved", OPEN, now=run.now)',
+            'return finalize(reminder_id, "CANCELLED", why or "OffsetRemoved", still, **stamp)',
+            'return finalize(reminder_id, "CANCELLED", why or "OffsetRemoved", ' + WITHOUT_TIME,
         ),
         tests=PROCESSOR_TESTS,
     ),
@@ -198,6 +203,15 @@ BUGS = [
         "a final decision that ignores the sent ledger (an earlier plan's send for this time)",
         PROCESSOR,
         ('or (not result and f"{channel}@{at}" in ledger)', "or False"),
+        tests=PROCESSOR_TESTS,
+    ),
+    bug(
+        "correction-not-retried",
+        "processor",
+        "a final decision on a reminder that went out, whose processor died before its correction to SENT,"
+        " not corrected by the retry (row 2c: found by the long run, seed 202)",
+        PROCESSOR,
+        ('    if item.get("state") == {"S": state} and went_out(item):', "    if written and went_out(item):"),
         tests=PROCESSOR_TESTS,
     ),
     # ---- the senders and their channel marks ----------------------------------------------------------
@@ -278,7 +292,19 @@ BUGS = [
         "channel marks",
         "the record of a message that went out during a cancel not corrected to SENT (a typo: CANCELED)",
         MARKS,
-        ('after.get("state") == {"S": "CANCELLED"}', 'after.get("state") == {"S": "CANCELED"}'),
+        (
+            'old.get("state") == {"S": "CANCELLED"}:\n            # Cancelled',
+            'old.get("state") == {"S": "CANCELED"}:\n            # Cancelled',
+        ),
+        tests=SENDER_TESTS,
+    ),
+    bug(
+        "sent-over-cancel-unguarded",
+        "channel marks",
+        "a message sent during a cancel recorded over a CANCELLED record without its state (the result SENT,"
+        " the record CANCELLED: row 8b's single write never made)",
+        MARKS,
+        ('values |= {"k": key, "c": "CANCELLED"}', 'values |= {"k": key, "c": "NONE"}'),
         tests=SENDER_TESTS,
     ),
     bug(
@@ -345,8 +371,8 @@ BUGS = [
         "connection errors and timeouts on Publish swallowed as 'best effort' (the outcome is never announced)",
         UPDATER,
         (
-            "        if recorded:\n            announce(event, state, results)\n",
-            "        if recorded:\n            try:\n                announce(event, state, results)\n"
+            "            announce(event, state, results)\n",
+            "            try:\n                announce(event, state, results)\n"
             "            except (EndpointConnectionError, ConnectTimeoutError, ReadTimeoutError):\n"
             '                log("WARNING", "not_announced", reminderId=reminder_id)\n',
         ),
@@ -362,7 +388,7 @@ BUGS = [
         "status updater",
         "the final (and deferral) write without its appointmentTime condition",
         UPDATER,
-        ('"claimToken = :t AND #s = :sending AND appointmentTime = :at",', '"claimToken = :t AND #s = :sending",'),
+        ('"claimToken = :t AND #s = :sending AND appointmentTime = :at"\n', '"claimToken = :t AND #s = :sending"\n'),
         ('"sending": "SENDING", "at": event["appointmentTime"], "u": now}', '"sending": "SENDING", "u": now}'),
         tests=UPDATER_TESTS,
     ),
@@ -372,8 +398,8 @@ BUGS = [
         "the final write without its SENDING condition (a cancelled reminder's token accepted)",
         UPDATER,
         (
-            '"claimToken = :t AND #s = :sending AND appointmentTime = :at",',
-            '"claimToken = :t AND appointmentTime = :at",',
+            '"claimToken = :t AND #s = :sending AND appointmentTime = :at"\n',
+            '"claimToken = :t AND appointmentTime = :at"\n',
         ),
         ('"sending": "SENDING", "at"', '"at"'),
         tests=UPDATER_TESTS,
@@ -402,7 +428,7 @@ BUGS = [
         "status updater",
         "the deferral backoff off by one (the first deferral waits 2 minutes)",
         UPDATER,
-        ("FIRST_BACKOFF_SECONDS * 2 ** (deferrals - 1)", "FIRST_BACKOFF_SECONDS * 2**deferrals"),
+        ("FIRST_BACKOFF_SECONDS << (deferrals - 1)", "FIRST_BACKOFF_SECONDS << deferrals"),
         tests=UPDATER_TESTS,
     ),
     bug(
@@ -423,6 +449,15 @@ BUGS = [
             "        return False\n",
             "",
         ),
+        tests=UPDATER_TESTS,
+    ),
+    bug(
+        "sent-overwritten",
+        "status updater",
+        "a late job's answers (AppointmentStarted) recorded over a channel an earlier claim sent"
+        " (found by the long run, seed 303)",
+        UPDATER,
+        ("    if unsent:  # sent is sent: never recorded over\n", "    if False:\n"),
         tests=UPDATER_TESTS,
     ),
     # ---- what every handler shares --------------------------------------------------------------------
