@@ -475,12 +475,10 @@ def test_an_attempt_that_died_after_its_mark_is_not_said_sent_after_a_replan(flo
     assert record["state"] != "SENT", f"nothing went out, the record says {record['emailResult']}"
 
 
-def test_a_final_decision_whose_processor_dies_before_its_correction_says_sent_after_the_retry(
-    flow: Workflow, clock: Any
-) -> None:
-    """Found by the long run (seed 202): a final decision on a reminder that went out for its time
-    is two writes (the final state, then the correction to SENT: row 2c). The processor dies between
-    them; the workflow's retry finds the record final already, and must still make it tell the truth."""
+def sent_for_t1_and_cancelled_by_a_processor_that_dies_before_its_correction(flow: Workflow) -> Run:
+    """a1 reminded at once for T1, moved to T2, moved back to T1 (re-planned, open: its processor dies
+    before it claims), then cancelled (change 4): that run's processor writes CANCELLED, which the
+    ledger contradicts, and dies before its correction to SENT. The cancel's run, for its retry."""
     book(flow, DAY - HOUR, 1)  # short notice: reminded at once for T1
     book(flow, 3 * DAY, 2)  # moved to T2: re-planned, the ledger kept
     put_appointment(flow.deployment, appointment("a1", DAY - HOUR))  # moved back to T1: open, due at once
@@ -489,7 +487,18 @@ def test_a_final_decision_whose_processor_dies_before_its_correction_says_sent_a
     put_appointment(flow.deployment, appointment("a1", DAY - HOUR, status="CANCELLED"))
     cancelled = Run([change("a1", "MODIFY", 4)])
     with after_call(flow.deployment, PROCESSOR, "UpdateItem", die), pytest.raises(Crash):
-        flow.process(cancelled)  # the final state written, then the invocation dies
+        flow.process(cancelled)
+    assert reminder(flow.deployment, RID)["state"] == "CANCELLED"
+    return cancelled
+
+
+def test_a_final_decision_whose_processor_dies_before_its_correction_says_sent_after_the_retry(
+    flow: Workflow, clock: Any
+) -> None:
+    """Found by the long run (seed 202): a final decision on a reminder that went out for its time
+    is two writes (the final state, then the correction to SENT: row 2c). The processor dies between
+    them; the workflow's retry finds the record final already, and must still make it tell the truth."""
+    cancelled = sent_for_t1_and_cancelled_by_a_processor_that_dies_before_its_correction(flow)
     flow.process(cancelled, retry=1)  # the workflow's retry
     record = reminder(flow.deployment, RID)
     assert (record["state"], record["reason"]) == ("SENT", "AppointmentCancelled"), "it went out for T1: it says so"
@@ -499,14 +508,7 @@ def test_a_final_decision_whose_processor_dies_before_its_correction_says_sent_a
 def test_a_newer_change_that_corrects_a_final_record_is_recorded_so_no_older_one_undoes_it(
     flow: Workflow, clock: Any
 ) -> None:
-    book(flow, DAY - HOUR, 1)  # short notice: reminded at once for T1
-    book(flow, 3 * DAY, 2)  # moved to T2: re-planned, the ledger kept
-    put_appointment(flow.deployment, appointment("a1", DAY - HOUR))  # moved back to T1: open, due at once
-    with after_call(flow.deployment, PROCESSOR, "UpdateItem", die), pytest.raises(Crash):
-        flow.process(Run([change("a1", "MODIFY", 3)]))  # re-planned for T1, then dies before it claims
-    put_appointment(flow.deployment, appointment("a1", DAY - HOUR, status="CANCELLED"))
-    with after_call(flow.deployment, PROCESSOR, "UpdateItem", die), pytest.raises(Crash):
-        flow.process(Run([change("a1", "MODIFY", 4)]))  # CANCELLED written, dies before its correction
+    sent_for_t1_and_cancelled_by_a_processor_that_dies_before_its_correction(flow)
     put_appointment(flow.deployment, appointment("a1", 3 * DAY))  # then moved to T2 (change 5)
     older = Run([change("a1", "MODIFY", 5)])
 
