@@ -61,9 +61,10 @@ UPDATER_TESTS = (
 LEAST_PRIVILEGE_TESTS = ("tests/test_least_privilege.py", "tests/test_least_privilege_reach.py")
 
 
-#: A schedule run's final decision (``finalize(..., still, **stamp)``) made without its
-#: appointmentTime condition, and without the value only that condition used (DynamoDB refuses one).
-WITHOUT_TIME = 'still.replace(" AND appointmentTime = :t", ""), **{k: v for k, v in stamp.items() if k != "t"})'
+#: A schedule run's final decision (``finalize(..., still, **stamp)``) written only while the reminder
+#: is open: without the conditions that tie it to the record it was decided from (the same
+#: appointmentTime and version). Either alone is enough today: every re-plan moves both.
+WITHOUT_TIME = "OPEN, now=run.now)"
 
 
 @dataclass(frozen=True)
@@ -97,7 +98,7 @@ BUGS = [
     bug(
         "started-time",
         "processor",
-        "the SKIPPED/FAILED write (appointment started) without its appointmentTime condition",
+        "the SKIPPED/FAILED write (appointment started) without its appointmentTime and version conditions",
         PROCESSOR,
         (
             "return finalize(reminder_id, state, reason, still, **stamp)",
@@ -108,7 +109,7 @@ BUGS = [
     bug(
         "superseded-time",
         "processor",
-        "the SKIPPED Superseded write without its appointmentTime condition",
+        "the SKIPPED Superseded write without its appointmentTime and version conditions",
         PROCESSOR,
         (
             'return finalize(reminder_id, "SKIPPED", "Superseded", still, **stamp)',
@@ -119,7 +120,7 @@ BUGS = [
     bug(
         "no-channel-time",
         "processor",
-        "the SKIPPED NoChannelRequested write without its appointmentTime condition",
+        "the SKIPPED NoChannelRequested write without its appointmentTime and version conditions",
         PROCESSOR,
         (
             'return finalize(reminder_id, "SKIPPED", "NoChannelRequested", still, **stamp)',
@@ -131,11 +132,24 @@ BUGS = [
         "cancelled-time",
         "processor",
         "a schedule run's CANCELLED write (appointment cancelled, deleted, offset removed) without its"
-        " appointmentTime condition",
+        " appointmentTime and version conditions",
         PROCESSOR,
         (
             'return finalize(reminder_id, "CANCELLED", why or "OffsetRemoved", still, **stamp)',
             'return finalize(reminder_id, "CANCELLED", why or "OffsetRemoved", ' + WITHOUT_TIME,
+        ),
+        tests=PROCESSOR_TESTS,
+    ),
+    bug(
+        "cancelled-version",
+        "processor",
+        "a schedule run's CANCELLED write without its version condition (a cancel read before a same-time"
+        " re-booking lands after it: the first bug the long run found)",
+        PROCESSOR,
+        (
+            'return finalize(reminder_id, "CANCELLED", why or "OffsetRemoved", still, **stamp)',
+            'return finalize(reminder_id, "CANCELLED", why or "OffsetRemoved", f"{OPEN} AND appointmentTime = :t",'
+            " now=run.now, t=planned)",
         ),
         tests=PROCESSOR_TESTS,
     ),
