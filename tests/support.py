@@ -58,6 +58,23 @@ def reminder(deployment: LocalDeployment, reminder_id: str) -> dict[str, Any] | 
     return deployment.item("RemindersTable", {"reminderId": reminder_id})
 
 
+def stored(deployment: LocalDeployment, reminder_id: str = "a1#1440") -> dict[str, Any]:
+    """The reminder as stored: it must be there."""
+    item = reminder(deployment, reminder_id)
+    assert item is not None
+    return item
+
+
+def calls(deployment: LocalDeployment, service: str, operation: str) -> list[dict[str, Any]]:
+    """The parameters of every ``operation`` call the functions made to ``service``, in order."""
+    return [c.params for c in deployment.monitor.calls if (c.service, c.operation) == (service, operation)]
+
+
+def logged(deployment: LocalDeployment, function: str) -> list[dict[str, Any]]:
+    """The function's log lines (each one JSON object)."""
+    return [json.loads(line) for name, line in deployment.monitor.logs if name == function]
+
+
 def sent_emails(deployment: LocalDeployment) -> list[dict[str, Any]]:
     """Emails SES accepted (moto keeps them)."""
     from moto.core import DEFAULT_ACCOUNT_ID

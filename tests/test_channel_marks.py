@@ -38,6 +38,7 @@ from tests.support import (
     sent_emails,
     sent_key,
     sent_sms,
+    stored,
     stream_run,
     while_in_flight,
 )
@@ -118,12 +119,6 @@ def marks(deployment: LocalDeployment, channel: Channel) -> Any:
 
 def provider_calls(deployment: LocalDeployment, channel: Channel) -> int:
     return sum((c.service, c.operation) == (channel.service, channel.operation) for c in deployment.monitor.calls)
-
-
-def stored(deployment: LocalDeployment) -> dict[str, Any]:
-    item = reminder(deployment, RID)
-    assert item is not None
-    return item
 
 
 def logged(deployment: LocalDeployment, channel: Channel) -> list[dict[str, Any]]:

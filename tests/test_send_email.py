@@ -12,7 +12,7 @@ import pytest
 
 from tapstack.local import LocalDeployment
 from tapstack.local.deployment import FunctionError
-from tests.support import SENDER, claimed_reminder, job, reminder, sent_emails, sent_key
+from tests.support import SENDER, calls, claimed_reminder, job, logged, sent_emails, sent_key, stored
 
 FUNCTION = "EmailSenderFunction"
 RID = "a1#1440"
@@ -42,20 +42,6 @@ def send(deployment: LocalDeployment, message: Any = EMAIL) -> dict[str, Any]:
     return result
 
 
-def calls(deployment: LocalDeployment, service: str, operation: str) -> list[dict[str, Any]]:
-    return [c.params for c in deployment.monitor.calls if (c.service, c.operation) == (service, operation)]
-
-
-def stored(deployment: LocalDeployment) -> dict[str, Any]:
-    item = reminder(deployment, RID)
-    assert item is not None
-    return item
-
-
-def logged(deployment: LocalDeployment) -> list[dict[str, Any]]:
-    return [json.loads(line) for function, line in deployment.monitor.logs if function == FUNCTION]
-
-
 def test_sends_the_rendered_email_through_ses(deployment: LocalDeployment) -> None:
     claimed_reminder(deployment, TOKEN)
 
@@ -77,7 +63,7 @@ def test_sends_the_rendered_email_through_ses(deployment: LocalDeployment) -> No
     item = stored(deployment)
     assert (item["emailResult"]["status"], item["emailResult"]["messageId"]) == ("SENT", answer["messageId"])
     assert item["sent"] == {sent_key("email")}
-    assert logged(deployment) == [{"level": "INFO", "event": "delivery", "reminderId": RID, **answer}]
+    assert logged(deployment, FUNCTION) == [{"level": "INFO", "event": "delivery", "reminderId": RID, **answer}]
 
 
 #: Messages that cannot be sent, and the answer for each.
@@ -99,7 +85,7 @@ def test_what_cannot_be_sent_is_answered_without_a_mark_or_a_call(deployment: Lo
     for message, status, reason in UNSENDABLE:
         assert send(deployment, message) == {"channel": "email", "status": status, "reason": reason}, message
         assert stored(deployment) == before, message
-        assert logged(deployment)[-1] == {
+        assert logged(deployment, FUNCTION)[-1] == {
             "level": "INFO",
             "event": "delivery",
             "reminderId": RID,
@@ -162,7 +148,7 @@ def test_ses_throttling_and_server_errors_are_retried_and_send_once(deployment: 
 
         assert send(deployment)["status"] == "SENT"
         assert len(sent_emails(deployment)) == sent
-    assert [line["event"] for line in logged(deployment)] == ["delivery"] * len(transient)
+    assert [line["event"] for line in logged(deployment, FUNCTION)] == ["delivery"] * len(transient)
 
 
 def test_the_inlined_copy_sends_the_same(deploy: Callable[..., LocalDeployment]) -> None:

@@ -13,7 +13,7 @@ import pytest
 
 from tapstack.local import LocalDeployment
 from tapstack.local.deployment import FunctionError
-from tests.support import OPTED_OUT_PHONE, claimed_reminder, job, reminder, sent_key, sent_sms
+from tests.support import OPTED_OUT_PHONE, calls, claimed_reminder, job, logged, sent_key, sent_sms, stored
 
 FUNCTION = "SmsSenderFunction"
 RID = "a1#1440"
@@ -47,20 +47,6 @@ def refused_retryably(deployment: LocalDeployment, message: Any = SMS) -> str:
     return str(raised.value.error["errorMessage"])
 
 
-def calls(deployment: LocalDeployment, service: str, operation: str) -> list[dict[str, Any]]:
-    return [c.params for c in deployment.monitor.calls if (c.service, c.operation) == (service, operation)]
-
-
-def stored(deployment: LocalDeployment) -> dict[str, Any]:
-    item = reminder(deployment, RID)
-    assert item is not None
-    return item
-
-
-def logged(deployment: LocalDeployment) -> list[dict[str, Any]]:
-    return [json.loads(line) for function, line in deployment.monitor.logs if function == FUNCTION]
-
-
 def test_checks_the_opt_out_then_sends_a_transactional_sms(deployment: LocalDeployment) -> None:
     claimed_reminder(deployment, TOKEN)
 
@@ -86,7 +72,7 @@ def test_checks_the_opt_out_then_sends_a_transactional_sms(deployment: LocalDepl
     item = stored(deployment)
     assert (item["smsResult"]["status"], item["smsResult"]["messageId"]) == ("SENT", answer["messageId"])
     assert item["sent"] == {sent_key("sms")} and "emailResult" not in item
-    assert logged(deployment) == [{"level": "INFO", "event": "delivery", "reminderId": RID, **answer}]
+    assert logged(deployment, FUNCTION) == [{"level": "INFO", "event": "delivery", "reminderId": RID, **answer}]
 
 
 #: Messages that cannot be sent, and the answer for each (none of them reaches SNS).
@@ -109,7 +95,7 @@ def test_what_cannot_be_sent_is_answered_without_a_mark_or_a_call(deployment: Lo
     for message, status, reason in UNSENDABLE:
         assert send(deployment, message) == {"channel": "sms", "status": status, "reason": reason}, message
         assert stored(deployment) == before, message
-        assert logged(deployment)[-1]["reason"] == reason
+        assert logged(deployment, FUNCTION)[-1]["reason"] == reason
     assert deployment.monitor.calls == []  # no mark, no SNS call
 
 
@@ -185,7 +171,7 @@ def test_sns_throttling_and_server_errors_are_retried_and_send_once(deployment: 
 
         assert send(deployment)["status"] == "SENT"
         assert len(sent_sms(deployment)) == sent
-    assert [line["event"] for line in logged(deployment)] == ["delivery"] * len(transient)
+    assert [line["event"] for line in logged(deployment, FUNCTION)] == ["delivery"] * len(transient)
 
 
 def test_the_inlined_copy_sends_the_same(deploy: Callable[..., LocalDeployment]) -> None:

@@ -24,6 +24,7 @@ from tests.support import (
     lose_answers,
     reminder,
     sent_key,
+    stored,
 )
 
 FUNCTION = "StatusUpdaterFunction"
@@ -82,12 +83,6 @@ def recorded(result: dict[str, str], token: str = TOKEN) -> dict[str, str]:
     """A channel's result as UpdateStatus stores it: the delivery's result and the claim's token
     (the map repeats the channel's name, which handlers/README.md does not list)."""
     return {**result, "token": token}
-
-
-def stored(deployment: LocalDeployment) -> dict[str, Any]:
-    item = reminder(deployment, RID)
-    assert item is not None
-    return item
 
 
 def printed(deployment: LocalDeployment) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
