@@ -597,28 +597,6 @@ def test_a_stack_that_is_not_a_tapstack_stack_exits_2(
     assert "it is not a tapstack stack" in capsys.readouterr().err
 
 
-@pytest.mark.parametrize(
-    "args",
-    [[], ["--stack", "bad_name!"], ["--stack", "s", "--rate", "0"], ["--stack", "s", "--rate", "fast"]],
-)
-def test_usage_errors_exit_2(args: list[str], capsys: pytest.CaptureFixture[str]) -> None:
-    with pytest.raises(SystemExit) as exit_:
-        tapstack_main(["backfill", *args])
-    assert exit_.value.code == 2
-    assert "error:" in capsys.readouterr().err
-
-
-def test_help_says_what_it_does_its_options_and_exit_codes(capsys: pytest.CaptureFixture[str]) -> None:
-    with pytest.raises(SystemExit) as exit_:
-        tapstack_main(["backfill", "--help"])
-    assert exit_.value.code == 0
-    out = capsys.readouterr().out
-    for option in ("--stack", "--region", "--prefix", "--rate", "--state", "--restart", "--no-progress"):
-        assert option in out
-    assert "exit codes: 0 finished" in out and "130" in out
-    assert "plans nothing twice" in out
-
-
 def test_python_m_tapstack_backfill_is_wired(bare_account: boto3.Session, capsys: pytest.CaptureFixture[str]) -> None:
     assert tapstack_main(["backfill", "--stack", "nothing-here"]) == 2
     assert "no stack named nothing-here" in capsys.readouterr().err

@@ -337,17 +337,6 @@ def test_an_account_that_fails_every_check_exits_1_with_a_fix_under_each_failure
     account.played.assert_all_used()
 
 
-def test_help_lists_the_options_the_checks_and_the_exit_codes(capsys: pytest.CaptureFixture[str]) -> None:
-    with pytest.raises(SystemExit) as exit_:
-        tapstack_main(["doctor", "--help"])
-    assert exit_.value.code == 0
-    out = capsys.readouterr().out
-    for option in ("--stack", "--region", "--prefix", "--sms-per-month", "--country", "--sms-price"):
-        assert option in out
-    assert "exit codes: 0 no FAIL, 1 at least one FAIL, 2" in out
-    assert "the alarm topic's subscriptions" in out
-
-
 def test_doctor_only_reads(account: Account, capsys: pytest.CaptureFixture[str]) -> None:
     healthy(account)
     calls = record_operations(account.session)
@@ -453,24 +442,6 @@ def test_a_host_stack_needs_its_prefix_and_says_which(account: Account, capsys: 
     assert stack.reminders_table_name == "Reminders-dev"
     assert stack.parameter("SenderEmail") == SENDER
     assert stack.sender_address().source == "parameter ClinicSenderEmail"
-
-
-@pytest.mark.parametrize(
-    "args",
-    [
-        [],  # --stack is required
-        ["--stack", "bad_name!"],
-        ["--stack", STACK, "--country", "USA"],
-        ["--stack", STACK, "--sms-per-month", "-5"],
-        ["--stack", STACK, "--sms-price", "free"],
-        ["--stack", STACK, "--prefix", "clinic"],
-    ],
-)
-def test_usage_errors_exit_2(args: list[str], capsys: pytest.CaptureFixture[str]) -> None:
-    with pytest.raises(SystemExit) as exit_:
-        tapstack_main(["doctor", *args])
-    assert exit_.value.code == 2
-    assert "error:" in capsys.readouterr().err
 
 
 def test_python_m_tapstack_doctor_is_wired(account: Account, capsys: pytest.CaptureFixture[str]) -> None:

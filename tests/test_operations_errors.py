@@ -1,5 +1,6 @@
-"""The errors every command that operates a deployed stack (doctor, backfill, status) shares: each
-exits 2 with one line that says what to do, before it reads anything of the stack."""
+"""What every command that operates a deployed stack (doctor, backfill, status) shares: the errors
+that exit 2 with one line that says what to do, before it reads anything of the stack (a usage
+error included), and a --help that names its options and exit codes."""
 
 from __future__ import annotations
 
@@ -83,3 +84,59 @@ def test_no_such_stack_exits_2_with_one_line(
         "error: no stack named nothing-here in region us-east-1 "
         "(CloudFormation stacks are regional: is it in another region? pass --region)\n"
     )
+
+
+#: Arguments each command refuses before it reads anything: argparse's usage error, exit 2.
+USAGE_ERRORS = {
+    "doctor": [
+        [],  # --stack is required
+        ["--stack", "bad_name!"],
+        ["--stack", "s", "--country", "USA"],
+        ["--stack", "s", "--sms-per-month", "-5"],
+        ["--stack", "s", "--sms-price", "free"],
+        ["--stack", "s", "--prefix", "clinic"],
+    ],
+    "backfill": [[], ["--stack", "bad_name!"], ["--stack", "s", "--rate", "0"], ["--stack", "s", "--rate", "fast"]],
+    "status": [[], ["--stack", "bad_name!"], ["--stack", "s", "--hours", "0"], ["--stack", "s", "--failures", "many"]],
+}
+
+
+@pytest.mark.parametrize(("command", "args"), [(c, args) for c, cases in USAGE_ERRORS.items() for args in cases])
+def test_usage_errors_exit_2(capsys: pytest.CaptureFixture[str], command: str, args: list[str]) -> None:
+    with pytest.raises(SystemExit) as exit_:
+        tapstack_main([command, *args])
+    assert exit_.value.code == 2
+    assert "error:" in capsys.readouterr().err
+
+
+#: What each command's --help must say: its options, its exit codes, and what it does.
+HELP = {
+    "doctor": (
+        ("--stack", "--region", "--prefix", "--sms-per-month", "--country", "--sms-price"),
+        ("exit codes: 0 no FAIL, 1 at least one FAIL, 2", "the alarm topic's subscriptions"),
+    ),
+    "backfill": (
+        ("--stack", "--region", "--prefix", "--rate", "--state", "--restart", "--no-progress"),
+        ("exit codes: 0 finished", "130", "plans nothing twice"),
+    ),
+    "status": (
+        ("--stack", "--region", "--prefix", "--hours", "--failures"),
+        (
+            "exit codes: 0 all read, 1 a part could not be read",
+            "one Query per shard",
+            "GetMetricData",
+            "FilterLogEvents",
+        ),
+    ),
+}
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_help_says_what_it_does_its_options_and_exit_codes(capsys: pytest.CaptureFixture[str], command: str) -> None:
+    options, phrases = HELP[command]
+    with pytest.raises(SystemExit) as exit_:
+        tapstack_main([command, "--help"])
+    assert exit_.value.code == 0
+    out = capsys.readouterr().out
+    assert [option for option in options if option not in out] == []
+    assert [phrase for phrase in phrases if phrase not in out] == []

@@ -410,28 +410,6 @@ def test_a_stack_without_its_outputs_exits_2(bare_account: boto3.Session, capsys
     assert capsys.readouterr().err == "error: stack rolled-back is ROLLBACK_COMPLETE in us-east-1: it has no outputs\n"
 
 
-@pytest.mark.parametrize(
-    "args",
-    [[], ["--stack", "bad_name!"], ["--stack", "s", "--hours", "0"], ["--stack", "s", "--failures", "many"]],
-)
-def test_usage_errors_exit_2(args: list[str], capsys: pytest.CaptureFixture[str]) -> None:
-    with pytest.raises(SystemExit) as exit_:
-        tapstack_main(["status", *args])
-    assert exit_.value.code == 2
-    assert "error:" in capsys.readouterr().err
-
-
-def test_help_says_what_it_reads_its_options_and_exit_codes(capsys: pytest.CaptureFixture[str]) -> None:
-    with pytest.raises(SystemExit) as exit_:
-        tapstack_main(["status", "--help"])
-    assert exit_.value.code == 0
-    out = capsys.readouterr().out
-    for option in ("--stack", "--region", "--prefix", "--hours", "--failures"):
-        assert option in out
-    assert "exit codes: 0 all read, 1 a part could not be read" in out
-    assert "one Query per shard" in out and "GetMetricData" in out and "FilterLogEvents" in out
-
-
 def test_python_m_tapstack_status_is_wired(bare_account: boto3.Session, capsys: pytest.CaptureFixture[str]) -> None:
     assert tapstack_main(["status", "--stack", "nothing-here"]) == 2
     assert "no stack named nothing-here" in capsys.readouterr().err
