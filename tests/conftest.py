@@ -6,8 +6,10 @@ from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from typing import Any
 
+import boto3
 import pytest
 import time_machine
+from moto import mock_aws
 
 from tapstack.cli import render
 from tapstack.local import LocalDeployment, load_template
@@ -62,3 +64,13 @@ def deploy(template_data: dict[str, Any], clock: time_machine.Coordinates) -> It
 @pytest.fixture
 def deployment(deploy: Callable[..., LocalDeployment]) -> LocalDeployment:
     return deploy()
+
+
+@pytest.fixture
+def bare_account(monkeypatch: pytest.MonkeyPatch) -> Iterator[boto3.Session]:
+    """An account with no stack at all (moto), its credentials in the environment: the session."""
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"):
+        monkeypatch.setenv(name, "testing")
+    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
+    with mock_aws():
+        yield boto3.Session(region_name="us-east-1")

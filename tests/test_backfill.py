@@ -13,7 +13,7 @@ import itertools
 import json
 import sys
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +21,6 @@ import boto3
 import pytest
 from botocore.awsrequest import AWSResponse, HTTPHeaders
 from botocore.exceptions import EndpointConnectionError, NoCredentialsError
-from moto import mock_aws
 from moto.core.botocore_stubber import MockRawResponse
 
 import tapstack.operations
@@ -575,26 +574,6 @@ def test_a_scan_the_credentials_may_not_make_stops_with_exit_2(operator: Operato
         "error: access denied: dynamodb:Scan in us-east-1 is not allowed for these credentials "
         "(not authorized to perform dynamodb:Scan); scanned 0 appointments"
     )
-
-
-@pytest.fixture
-def bare_account(monkeypatch: pytest.MonkeyPatch) -> Iterator[boto3.Session]:
-    """An account with no stack at all (moto)."""
-    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"):
-        monkeypatch.setenv(name, "testing")
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
-    with mock_aws():
-        yield boto3.Session(region_name="us-east-1")
-
-
-def test_a_stack_that_is_not_a_tapstack_stack_exits_2(
-    bare_account: boto3.Session, capsys: pytest.CaptureFixture[str]
-) -> None:
-    bare_account.client("cloudformation").create_stack(
-        StackName="other", TemplateBody=json.dumps({"Resources": {"Queue": {"Type": "AWS::SQS::Queue"}}})
-    )
-    assert backfill.main(["--stack", "other"], session=bare_account) == 2
-    assert "it is not a tapstack stack" in capsys.readouterr().err
 
 
 def test_python_m_tapstack_backfill_is_wired(bare_account: boto3.Session, capsys: pytest.CaptureFixture[str]) -> None:

@@ -4,8 +4,8 @@ error included), and a --help that names its options and exit codes."""
 
 from __future__ import annotations
 
+import json
 import os
-from collections.abc import Iterator
 from pathlib import Path
 
 import boto3
@@ -13,18 +13,9 @@ import pytest
 from moto import mock_aws
 
 from tapstack.__main__ import main as tapstack_main
+from tests.operations_support import PLACEHOLDER
 
 COMMANDS = ["doctor", "backfill", "status"]
-
-
-@pytest.fixture
-def bare_account(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """An account with no stack at all (moto), its credentials in the environment."""
-    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"):
-        monkeypatch.setenv(name, "testing")
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
-    with mock_aws():
-        yield
 
 
 @pytest.mark.parametrize("command", COMMANDS)
@@ -52,7 +43,7 @@ def test_no_credentials_exits_2(
 @pytest.mark.parametrize("command", COMMANDS)
 @pytest.mark.parametrize("region", ["mars central", "eu_west_1"])
 def test_a_wrong_region_exits_2(
-    bare_account: None, capsys: pytest.CaptureFixture[str], command: str, region: str
+    bare_account: boto3.Session, capsys: pytest.CaptureFixture[str], command: str, region: str
 ) -> None:
     assert tapstack_main([command, "--stack", "reminders-dev", "--region", region]) == 2
     assert f"error: unknown region {region!r}: not a region name" in capsys.readouterr().err
@@ -60,7 +51,7 @@ def test_a_wrong_region_exits_2(
 
 @pytest.mark.parametrize("command", COMMANDS)
 def test_a_stack_in_another_region_is_not_found_there(
-    bare_account: None, capsys: pytest.CaptureFixture[str], command: str
+    bare_account: boto3.Session, capsys: pytest.CaptureFixture[str], command: str
 ) -> None:
     boto3.client("cloudformation", region_name="eu-west-1").create_stack(
         StackName="reminders-dev",
@@ -75,7 +66,7 @@ def test_a_stack_in_another_region_is_not_found_there(
 
 @pytest.mark.parametrize("command", COMMANDS)
 def test_no_such_stack_exits_2_with_one_line(
-    bare_account: None, capsys: pytest.CaptureFixture[str], command: str
+    bare_account: boto3.Session, capsys: pytest.CaptureFixture[str], command: str
 ) -> None:
     assert tapstack_main([command, "--stack", "nothing-here"]) == 2
     captured = capsys.readouterr()
@@ -84,6 +75,18 @@ def test_no_such_stack_exits_2_with_one_line(
         "error: no stack named nothing-here in region us-east-1 "
         "(CloudFormation stacks are regional: is it in another region? pass --region)\n"
     )
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_a_stack_that_is_not_a_tapstack_stack_exits_2(
+    bare_account: boto3.Session, capsys: pytest.CaptureFixture[str], command: str
+) -> None:
+    bare_account.client("cloudformation").create_stack(
+        StackName="other", TemplateBody=json.dumps({"Resources": PLACEHOLDER})
+    )
+    assert tapstack_main([command, "--stack", "other"]) == 2
+    err = capsys.readouterr().err
+    assert "it is not a tapstack stack" in err and err.count("\n") == 1
 
 
 #: Arguments each command refuses before it reads anything: argparse's usage error, exit 2.

@@ -29,7 +29,6 @@ import pytest
 import time_machine
 from boto3.dynamodb.types import TypeSerializer
 from botocore.awsrequest import AWSResponse, HTTPHeaders
-from moto import mock_aws
 
 import tapstack.operations
 from tapstack.__main__ import main as tapstack_main
@@ -376,25 +375,6 @@ def test_the_names_it_reads_are_the_ones_the_template_gives(prefix: str) -> None
 
 
 # --- Exit 2, help ---------------------------------------------------------------------------------------
-
-
-@pytest.fixture
-def bare_account(monkeypatch: pytest.MonkeyPatch) -> Iterator[boto3.Session]:
-    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"):
-        monkeypatch.setenv(name, "testing")
-    monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
-    with mock_aws():
-        yield boto3.Session(region_name="us-east-1")
-
-
-def test_a_stack_that_is_not_a_tapstack_stack_exits_2(
-    bare_account: boto3.Session, capsys: pytest.CaptureFixture[str]
-) -> None:
-    bare_account.client("cloudformation").create_stack(
-        StackName="other", TemplateBody=json.dumps({"Resources": PLACEHOLDER})
-    )
-    assert status.main(["--stack", "other"], session=bare_account) == 2
-    assert "it is not a tapstack stack" in capsys.readouterr().err
 
 
 def test_a_stack_without_its_outputs_exits_2(bare_account: boto3.Session, capsys: pytest.CaptureFixture[str]) -> None:
