@@ -1,7 +1,9 @@
-"""Shared fixtures: a frozen clock and the generated template deployed into moto."""
+"""Shared fixtures: a frozen clock, the generated template deployed into moto, an empty account, and
+the check that what a function printed holds no personal data."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack
 from typing import Any
@@ -74,3 +76,14 @@ def bare_account(monkeypatch: pytest.MonkeyPatch) -> Iterator[boto3.Session]:
     monkeypatch.setenv("AWS_DEFAULT_REGION", "us-east-1")
     with mock_aws():
         yield boto3.Session(region_name="us-east-1")
+
+
+@pytest.fixture
+def logs_hold_no_personal_data(request: pytest.FixtureRequest, capsys: pytest.CaptureFixture[str]) -> Iterator[None]:
+    """After the test: everything the functions printed is JSON lines, none holding what the test
+    module's ``PERSONAL`` lists (contact data, message text). A module opts in with ``pytestmark``."""
+    yield
+    out = capsys.readouterr().out
+    assert [needle for needle in request.module.PERSONAL if needle in out] == []
+    for line in out.splitlines():
+        json.loads(line)
