@@ -471,7 +471,23 @@ BUGS = [
         "a late job's answers (AppointmentStarted) recorded over a channel an earlier claim sent"
         " (found by the long run, seed 303)",
         UPDATER,
-        ("    if unsent:  # sent is sent: never recorded over\n", "    if False:\n"),
+        (
+            "    if unsent:  # sent is sent, by this plan or an earlier one for this time: never recorded over\n",
+            "    if False:\n",
+        ),
+        tests=UPDATER_TESTS,
+    ),
+    bug(
+        "ledger-overwritten",
+        "status updater",
+        "a late job's answers recorded over a time an earlier plan sent (the ledger, delivered, not asked:"
+        " found by the long run, seed 606)",
+        UPDATER,
+        (
+            '            values[f"{channel}At"] = f"{channel}@{event[\'appointmentTime\']}"\n',
+            "",
+        ),
+        (' AND NOT contains(delivered, :{channel}At)"', '"'),
         tests=UPDATER_TESTS,
     ),
     # ---- what every handler shares --------------------------------------------------------------------

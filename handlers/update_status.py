@@ -87,9 +87,10 @@ def retry_at(now: int, deferrals: int, appointment_time: int, /) -> int:
 def record(event: dict[str, Any], results: list[dict[str, str]], /) -> tuple[str, list[dict[str, str]]] | None:
     """One write, conditional on the claim: a final state leaves the due index; a deferral returns
     the reminder to it, later, keeping what was already recorded of the other channels. A channel
-    the record holds as SENT keeps it: an earlier claim of this plan sent it, and this job's sender
-    answered without asking the record (a late job, a channel no longer requested); the outcome is
-    then made again with it. The outcome as recorded (state, results), or None when the claim is no
+    the record holds as SENT keeps it (an earlier claim of this plan sent it), and one that
+    ``delivered`` says went out for this time is SENT AlreadySent (an earlier plan's), when this
+    job's sender answered without asking the record (a late job, a channel no longer requested);
+    the outcome is then made again with them. The outcome as recorded (state, results), or None when the claim is no
     longer this job's (nothing is recorded)."""
     state = state_of(results)
     now = int(time.time())
@@ -119,9 +120,11 @@ def record(event: dict[str, Any], results: list[dict[str, str]], /) -> tuple[str
         added = " ADD delivered :d"
     unsent = [result["channel"] for result in results if result["status"] not in ("SENT", "DEFERRED")]
     condition = "claimToken = :t AND #s = :sending AND appointmentTime = :at"
-    if unsent:  # sent is sent: never recorded over
+    if unsent:  # sent is sent, by this plan or an earlier one for this time: never recorded over
         values["sent"] = "SENT"
-        condition += "".join(f" AND NOT {channel}Result.#st = :sent" for channel in unsent)
+        for channel in unsent:
+            values[f"{channel}At"] = f"{channel}@{event['appointmentTime']}"
+            condition += f" AND NOT {channel}Result.#st = :sent AND NOT contains(delivered, :{channel}At)"
     written, old = conditional_update(
         dynamodb,
         REMINDERS_TABLE,
@@ -134,20 +137,23 @@ def record(event: dict[str, Any], results: list[dict[str, str]], /) -> tuple[str
     if written or recorded_before(old, event, state, results):
         return state, results
     claimed = (old.get("claimToken"), old.get("state")) == ({"S": event["claimToken"]}, {"S": "SENDING"})
-    sent = [
-        channel for channel in unsent if old.get(f"{channel}Result", {}).get("M", {}).get("status") == {"S": "SENT"}
-    ]
-    if not (claimed and sent):
+    sent = {channel: sent_before(old, channel, event["appointmentTime"]) for channel in unsent}
+    if not (claimed and any(sent.values())):
         return None
-    # Made again with the record's result for each channel it holds as SENT: each time leaves at
-    # least one channel fewer to guard, so it ends.
-    return record(event, [as_answer(old, r["channel"]) if r["channel"] in sent else r for r in results])
+    # Made again with what the record holds for each channel sent: each time leaves at least one
+    # channel fewer to guard, so it ends.
+    return record(event, [sent.get(r["channel"]) or r for r in results])
 
 
-def as_answer(item: dict[str, Any], channel: str) -> dict[str, str]:
-    """The channel's result the record holds, as its sender would have answered it."""
-    stored = item[f"{channel}Result"]["M"]
-    return {"channel": channel, **{k: v["S"] for k, v in stored.items() if k in ("status", "reason", "messageId")}}
+def sent_before(item: dict[str, Any], channel: str, appointment_time: int) -> dict[str, str] | None:
+    """The channel's result SENT the record holds, as its sender would have answered it; or, when the
+    ledger says an earlier plan's went out for this time, what its sender answers then (AlreadySent)."""
+    stored = item.get(f"{channel}Result", {}).get("M", {})
+    if stored.get("status") == {"S": "SENT"}:
+        return {"channel": channel, **{k: v["S"] for k, v in stored.items() if k in ("status", "reason", "messageId")}}
+    if f"{channel}@{appointment_time}" in item.get("delivered", {}).get("SS", []):
+        return {"channel": channel, "status": "SENT", "reason": "AlreadySent"}
+    return None
 
 
 def recorded_before(old: dict[str, Any], event: dict[str, Any], state: str, results: list[dict[str, str]], /) -> bool:

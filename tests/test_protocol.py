@@ -546,3 +546,21 @@ def test_a_second_claim_whose_senders_run_late_does_not_undo_what_the_first_sent
     record = reminder(flow.deployment, RID)
     assert (record["state"], record["emailResult"]["status"]) == ("SENT", "SENT"), "the email went out: it says so"
     assert len(flow.emails()) == 1 and flow.texts() == []
+
+
+def test_a_late_job_for_a_time_an_earlier_plan_sent_does_not_say_skipped(flow: Workflow, clock: Any) -> None:
+    """Found by the long run (seed 606, 20 steps): sent for T1, moved to T2, moved back to T1 and
+    claimed again at once (the results gone with the re-plan; ``delivered`` says T1 went out); that
+    job's senders run once the appointment has started and answer AppointmentStarted without asking
+    the record. The record must not say SKIPPED for a time that went out."""
+    book(flow, 10 * 60, 1)  # in ten minutes: reminded at once for T1
+    book(flow, 3 * DAY, 2)  # moved to T2: re-planned
+    put_appointment(flow.deployment, appointment("a1", 10 * 60))
+    back = Run([change("a1", "MODIFY", 3)])
+    flow.process(back)  # moved back to T1: re-planned and claimed at once
+    assert [job["reminderId"] for job in back.jobs] == [RID]
+    clock.shift(11 * 60)  # a slow execution: its senders run once the appointment has started
+    flow.deliver(back)
+    record = reminder(flow.deployment, RID)
+    assert (record["state"], record["emailResult"]["status"]) == ("SENT", "SENT"), "T1's reminder went out"
+    assert len(flow.emails()) == 1 and len(flow.texts()) == 1, "nothing more"

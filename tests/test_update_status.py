@@ -199,6 +199,23 @@ def test_a_channel_the_record_holds_as_sent_keeps_it_whatever_a_late_sender_answ
     assert json.loads(event["Message"])["delivery"] == [SENT_EMAIL, sms("SKIPPED", "AppointmentStarted")]
 
 
+def test_a_channel_an_earlier_plan_sent_for_this_time_is_said_sent_whatever_a_late_sender_answered(
+    deployment: LocalDeployment, events: Callable[[], list[dict[str, Any]]]
+) -> None:
+    """Re-planned for a time whose email an earlier plan sent: the results are gone, ``delivered``
+    remembers. A late job's email answer (AppointmentStarted) is made SENT AlreadySent, as its sender
+    answers from the ledger when it asks the record."""
+    claim(deployment, emailResult=None, smsResult=None, delivered={sent_key("email")})
+    late = [email("SKIPPED", "AppointmentStarted"), sms("SKIPPED", "AppointmentStarted")]
+
+    assert update(deployment, late)["state"] == "SENT"
+
+    already = {"channel": "email", "status": "SENT", "reason": "AlreadySent"}
+    assert stored(deployment)["emailResult"] == recorded(already)
+    (event,) = events()
+    assert json.loads(event["Message"])["delivery"][0] == already
+
+
 def test_a_job_whose_claim_is_gone_records_nothing_though_the_record_holds_a_channel_sent(
     deployment: LocalDeployment, events: Callable[[], list[dict[str, Any]]]
 ) -> None:
