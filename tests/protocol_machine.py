@@ -102,12 +102,16 @@ OUTCOME_UNKNOWN = ("OutcomeUnknown", "ReadTimeoutError", "ConnectionClosedError"
 #: with ``tolerate`` counts what matches one (``World.known``) instead of failing on it, so that a
 #: long run can go on exploring for others; by default every violation fails.
 #: Protocol bugs known and forced by an ``xfail(strict=True)`` test, that a long run with
-#: ``--tolerate-known-bugs`` counts instead of stopping at: none now. The two this machine found,
+#: ``--tolerate-known-bugs`` counts instead of stopping at: one now, "uncertain send hidden" (found
+#: at 20 steps on the final code of the stop that fixed rows 2c, 8b and 10). The two this machine found first,
 #: "stale schedule decision" (a schedule run's final write decided before a same-time re-booking
 #: landed after it) and "unknown outcome said SENT" (an attempt that died after its mark answered
 #: AlreadySent after a re-plan), are fixed, and their tests in tests/test_protocol.py pass; their
 #: classifications below stay, so that a return of either is named when it is met.
-KNOWN_BUGS: dict[str, str] = {}
+KNOWN_BUGS: dict[str, str] = {
+    "uncertain send hidden": "tests/test_protocol.py::"
+    "test_a_send_whose_outcome_is_unknown_stays_visible_after_a_same_time_replan_and_a_cancel",
+}
 
 
 @dataclass
@@ -415,7 +419,12 @@ class World:
                 raise
             self.caught(run, job, channel, "RetryableError")
         sent_so_far()
-        unknown = ("dies after its mark", "dies after the provider accepted", "provider's answer lost")
+        unknown = (
+            "dies after its mark",
+            "dies after the provider accepted",
+            "provider's answer lost",
+            "cancelled meanwhile, dies after recording",  # its second write (the result) was refused
+        )
         if fault in unknown:
             self.uncertain.add((job["reminderId"], job["appointmentTime"], channel))
 
@@ -506,7 +515,15 @@ class World:
             results = [record.get(f"{c}Result", {}) for c in SENDERS]
             unknown = any(r.get("status") == "SENDING" or r.get("reason") in OUTCOME_UNKNOWN for r in results)
             if record["state"] != "SENT" and (reminder_id, time) in went_out and not unknown:
-                wrong.append(f"{reminder_id} says {record['state']} ({record.get('reason')}) though it went out")
+                found = f"{reminder_id} says {record['state']} ({record.get('reason')}) though it went out"
+                # Only ``sent`` still says that an attempt of unknown outcome may have sent it: a
+                # re-plan for the same time cleared its mark (KNOWN_BUGS).
+                ledger = record.get("sent", set()) - record.get("delivered", set())
+                hidden = [c for c in SENDERS if f"{c}@{time}" in ledger and (reminder_id, time, c) in self.uncertain]
+                if hidden:
+                    self.violation(found, "uncertain send hidden")
+                else:
+                    wrong.append(found)
         return wrong
 
     def settle(self) -> list[str]:

@@ -564,3 +564,32 @@ def test_a_late_job_for_a_time_an_earlier_plan_sent_does_not_say_skipped(flow: W
     record = reminder(flow.deployment, RID)
     assert (record["state"], record["emailResult"]["status"]) == ("SENT", "SENT"), "T1's reminder went out"
     assert len(flow.emails()) == 1 and len(flow.texts()) == 1, "nothing more"
+
+
+@pytest.mark.xfail(strict=True, reason="known: a re-plan for the same time clears the mark that held the uncertainty")
+def test_a_send_whose_outcome_is_unknown_stays_visible_after_a_same_time_replan_and_a_cancel(
+    flow: Workflow, clock: Any
+) -> None:
+    """Found by the long run on the final code (seed 606, 20 steps). The email goes out while a1 is
+    being cancelled and its sender dies before recording it: the record says CANCELLED with the
+    email's mark SENDING (it may have gone out). a1 is booked again at the same time (the re-plan
+    clears the results; only ``sent`` keeps email@T), then cancelled before the new claim's senders
+    run: the record says CANCELLED with nothing that says an email may have gone out."""
+    book(flow, DAY + HOUR, 1)
+    clock.shift(HOUR)
+    run = claimed(flow)
+    (job,) = run.jobs
+    with (
+        after_call(flow.deployment, SENDERS["email"], "SendEmail", lambda: cancel(flow, DAY + HOUR, 2)),
+        after_call(flow.deployment, SENDERS["email"], "UpdateItem", die, nth=2),
+        pytest.raises(Crash),
+    ):
+        flow.send(run, job, "email")
+    assert reminder(flow.deployment, RID)["emailResult"]["status"] == "SENDING", "it may have gone out"
+    put_appointment(flow.deployment, appointment("a1", DAY + HOUR))  # booked again at the same time
+    flow.process(Run([change("a1", "MODIFY", 3)]))  # re-planned (the results cleared), claimed at once
+    cancel(flow, DAY + HOUR, 4)  # cancelled before that claim's senders run
+    record = reminder(flow.deployment, RID)
+    assert len(flow.emails()) == 1
+    email = record.get("emailResult", {})
+    assert email.get("status") == "SENDING" or email.get("reason") == "OutcomeUnknown", "it may have gone out"
