@@ -86,12 +86,15 @@ def retry_at(now: int, deferrals: int, appointment_time: int, /) -> int:
 
 def record(event: dict[str, Any], results: list[dict[str, str]], /) -> tuple[str, list[dict[str, str]]] | None:
     """One write, conditional on the claim: a final state leaves the due index; a deferral returns
-    the reminder to it, later, keeping what was already recorded of the other channels. A channel
-    the record holds as SENT keeps it (an earlier claim of this plan sent it), and one that
-    ``delivered`` says went out for this time is SENT AlreadySent (an earlier plan's), when this
-    job's sender answered without asking the record (a late job, a channel no longer requested);
-    the outcome is then made again with them. The outcome as recorded (state, results), or None when the claim is no
-    longer this job's (nothing is recorded)."""
+    the reminder to it, later, keeping what was already recorded of the other channels.
+
+    Sent is sent: when this job's sender answered without asking the record (a late job, a channel
+    no longer requested), a channel the record holds as SENT (an earlier claim of this plan sent it)
+    keeps that result, and one that ``delivered`` says went out for this time (an earlier plan's)
+    is SENT AlreadySent; the outcome is then made again with them.
+
+    The outcome as recorded (state, results), or None when the claim is no longer this job's
+    (nothing is recorded)."""
     state = state_of(results)
     now = int(time.time())
     values: dict[str, Any] = {"t": event["claimToken"], "sending": "SENDING", "at": event["appointmentTime"], "u": now}
