@@ -11,6 +11,8 @@ a part that several functions share is stored once in the template (``tapstack.f
 from __future__ import annotations
 
 import ast
+import functools
+import re
 import string
 from collections import Counter
 from dataclasses import dataclass
@@ -42,7 +44,7 @@ MINIFIER_OPTIONS: dict[str, Any] = dict(
     remove_annotations=True,
     rename_locals=True,  # no log line and no stack-trace frame shows a local's name
     rename_globals=False,
-    hoist_literals=False,  # but see minify(): a handler's own part names its repeated literals once
+    hoist_literals=True,  # repeated literals named once (see minify())
     remove_asserts=False,
     remove_debug=False,
     prefer_single_line=True,  # module-level simple statements too are joined with ";"
@@ -81,10 +83,70 @@ def handler_parts(module: str) -> list[Part]:
     bundler.collect(module)
     calls = _calls()
     renames = constant_renames()
-    return [
-        Part(name, minify(positional_only(renamed(source, renames), calls), own=name == module), shared=name != module)
-        for name, source in bundler.parts
-    ]
+    literals = _shared_literal_names(calls, renames)
+    parts = []
+    for name, source in bundler.parts:
+        code = minify(positional_only(renamed(source, renames), calls))
+        if name != module:
+            code = _renamed_minified(code, literals[name])
+        parts.append(Part(name, code, shared=name != module))
+    return parts
+
+
+def _shared_literal_names(calls: Calls, renames: dict[str, str]) -> dict[str, dict[str, str]]:
+    """For each shared module (one that a sibling imports), the names its hoisted literals get in
+    the template: python-minifier names them ``_A``, ``_B``... in every module alike, so a shared
+    module's become ``_0``, ``_1``..., numbered across the shared modules in name order. No two
+    parts of one ``index.py`` then bind the same name (a later part's ``_A`` would replace an
+    earlier part's for that part's functions too), and each module's code is the same in every
+    handler that runs it (it is stored once)."""
+    shared = sorted(
+        {
+            node.module or ""
+            for path in _handler_files()
+            for node in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
+            if isinstance(node, ast.ImportFrom) and node.level == 1
+        }
+    )
+    number = 0
+    names: dict[str, dict[str, str]] = {}
+    for module in shared:
+        bundler = _Bundler()
+        bundler.collect(module)
+        code = minify(positional_only(renamed(bundler.parts[-1][1], renames), calls))
+        uses = Counter(node.id for node in ast.walk(ast.parse(code)) if isinstance(node, ast.Name))
+        names[module] = {}
+        for name in sorted(_hoisted(code), key=lambda name: -uses[name]):  # the most used get one digit
+            names[module][name] = f"_{number}"
+            number += 1
+    return names
+
+
+def _hoisted(code: str) -> list[str]:
+    """The names python-minifier gave the literals it hoisted: bound at module level, before any
+    other statement, to a string (``_A='appointmentTime'``) or a constant (``_B=None``)."""
+    names = []
+    for statement in ast.parse(code).body:
+        if not (isinstance(statement, ast.Assign) and isinstance(statement.value, ast.Constant)):
+            break
+        names += [target.id for target in statement.targets if isinstance(target, ast.Name)]
+    return [name for name in names if re.fullmatch("_[A-Za-z]+", name)]
+
+
+def _renamed_minified(code: str, names: dict[str, str]) -> str:
+    """Minified ``code`` with each name in ``names`` renamed, wherever it is bound or read (f-strings
+    included). Raises ``ValueError`` when that changed anything else (the name in a string)."""
+    if not names:
+        return code
+    pattern = re.compile(r"(?<![\w.])(" + "|".join(map(re.escape, names)) + r")(?!\w)")
+    result = pattern.sub(lambda found: names[found.group(1)], code)
+    expected = ast.parse(code)
+    for node in ast.walk(expected):
+        if isinstance(node, ast.Name) and node.id in names:
+            node.id = names[node.id]
+    if ast.dump(ast.parse(result)) != ast.dump(expected):
+        raise ValueError("renaming the hoisted literals of a shared part changed its code")
+    return result
 
 
 def handler_source(module: str) -> str:
@@ -273,20 +335,20 @@ def _handler_files() -> list[Path]:
     return sorted(handler_path("common").parent.glob("*.py"))
 
 
-def minify(source: str, own: bool = False) -> str:
+@functools.cache
+def minify(source: str) -> str:
     """The code made small (``MINIFIER_OPTIONS``), indented with spaces for the YAML block.
 
-    A handler's ``own`` part (the last of its ``index.py``, shared with no other function) also has
-    each literal it uses several times named once, at module level (python-minifier's
+    Each literal the code uses several times is named once, at module level (python-minifier's
     ``hoist_literals``: ``_A='appointmentTime'``); the literal is still in the code, next to its
-    name. Only the last part may: python-minifier names them ``_A``, ``_B``... in every part alike,
-    and a later part's ``_A`` would replace an earlier part's for that part's functions too. The
+    name. python-minifier names them ``_A``, ``_B``... in every module alike: :func:`handler_parts`
+    renames a shared part's (``_0``, ``_1``...), so that a handler's own part keeps these. The
     constants' short names (:func:`constant_renames`) end with ``_`` instead, so they never meet.
 
     python-minifier indents with tabs; a tab would make the YAML writer give up the readable ``|``
     block for one escaped line, so each leading tab becomes one space (the same program).
     """
-    minified: str = python_minifier.minify(source, **{**MINIFIER_OPTIONS, "hoist_literals": own})
+    minified: str = python_minifier.minify(source, **MINIFIER_OPTIONS)
     lines = []
     for line in minified.splitlines():
         depth = len(line) - len(line.lstrip("\t"))

@@ -278,16 +278,53 @@ def test_the_parts_of_one_index_py_bind_no_module_level_name_twice(module: str) 
                 bound.setdefault(name, (part.module, meaning))
 
 
-def test_only_a_handler_s_own_part_hoists_its_literals() -> None:
-    parts = handler_parts("update_status")
-    hoisted = [
-        [
-            target.id
-            for node in ast.parse(p.code).body
-            if isinstance(node, ast.Assign)
-            for target in node.targets
-            if isinstance(target, ast.Name) and target.id.startswith("_")
-        ]
-        for p in parts
-    ]
-    assert hoisted[-1] and not any(hoisted[:-1])
+def hoisted(code: str) -> list[str]:
+    """The names of the hoisted literals: module-level, first, each bound to a constant."""
+    names = []
+    for statement in ast.parse(code).body:
+        if not (isinstance(statement, ast.Assign) and isinstance(statement.value, ast.Constant)):
+            break
+        names += [target.id for target in statement.targets if isinstance(target, ast.Name)]
+    return [name for name in names if name.startswith("_")]
+
+
+def test_a_shared_part_names_its_hoisted_literals_apart_from_every_handler_s_own() -> None:
+    email, sms = handler_parts("send_email"), handler_parts("send_sms")
+    marks = next(part for part in email if part.module == "channel_marks")
+    assert marks in sms, "its code is the same in both functions: the template stores it once"
+    assert hoisted(marks.code) and all(name[1:].isdigit() for name in hoisted(marks.code))
+    own = handler_parts("update_status")[-1]
+    assert hoisted(own.code) and all(name[1:].isalpha() for name in hoisted(own.code))
+
+
+def test_two_shared_parts_that_hoist_literals_run_together(handlers: Path) -> None:
+    """Both siblings repeat literals, so python-minifier names them ``_A``... in each; the bundle
+    numbers them apart (``_0``...), and each function still reads its own."""
+    for module, word in (("first", "alpha"), ("second", "omega")):
+        write(
+            handlers,
+            module,
+            f"def {module}():\n    return ['{word}-{word}', '{word}-{word}']\n\n\n"
+            f"def {module}_again():\n    return ['{word}-{word}', '{word}-{word}']\n",
+        )
+    write(
+        handlers,
+        "main",
+        "from .first import first, first_again\nfrom .second import second\n\n"
+        "def own():\n    return ['own-own', 'own-own']\n\n\n"
+        "def handler(e, c):\n    return [first(), first_again(), second(), own(), ['own-own', 'own-own']]\n",
+    )
+
+    parts = handler_parts("main")
+
+    names = [hoisted(part.code) for part in parts]
+    assert names == [["_0"], ["_1"], ["_A"]]
+    namespace: dict[str, Any] = {}
+    exec(handler_source("main"), namespace)  # noqa: S102 - the bundle under test
+    alpha, omega, own = ["alpha-alpha"] * 2, ["omega-omega"] * 2, ["own-own"] * 2
+    assert namespace["handler"](None, None) == [alpha, alpha, omega, own, own]
+
+
+def test_renaming_hoisted_literals_refuses_to_change_a_string() -> None:
+    with pytest.raises(ValueError, match="changed its code"):
+        sources._renamed_minified("_A='x';print('_A',_A)\n", {"_A": "_0"})
