@@ -225,7 +225,25 @@ BUGS = [
         "a final decision on a reminder that went out, whose processor died before its correction to SENT,"
         " not corrected by the retry (row 2c: found by the long run, seed 202)",
         PROCESSOR,
-        ('    if item.get("state") == {"S": state} and went_out(item):', "    if written and went_out(item):"),
+        ("    if final and out and write(", "    if written and out and write("),
+        tests=PROCESSOR_TESTS,
+    ),
+    bug(
+        "uncertain-send-hidden",
+        "processor",
+        "a final decision that does not show a send of unknown outcome whose mark a same-time re-plan cleared"
+        " (row 2d: found by the long run, seed 606 at 20 steps)",
+        PROCESSOR,
+        ("    if final and not out:\n        show_unknown(reminder_id, item)\n", ""),
+        tests=PROCESSOR_TESTS,
+    ),
+    bug(
+        "uncertain-send-not-retried",
+        "processor",
+        "a final decision whose processor died before showing a send of unknown outcome, not shown by the retry"
+        " (row 2d)",
+        PROCESSOR,
+        ("    if final and not out:\n", "    if written and not out:\n"),
         tests=PROCESSOR_TESTS,
     ),
     # ---- the senders and their channel marks ----------------------------------------------------------

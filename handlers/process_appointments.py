@@ -53,6 +53,9 @@ BOOKED = {"S": "BOOKED"}
 # open reminders have attemptAt: it is the due time while PENDING, the lease's end while SENDING.
 OPEN = "attemptAt <= :now"
 NAMES = {"#s": "state", "#st": "status"}
+#: The condition of what follows a final decision (rows 2c, 2d): the record is still final in the
+#: decided state (``:f``), for the same time.
+STILL_FINAL = "#s = :f AND appointmentTime = :t"
 
 dynamodb = boto3.client("dynamodb", config=Config(retries={"mode": "standard"}))  # 3 attempts in all
 
@@ -285,6 +288,21 @@ def went_out(item: dict[str, Any]) -> bool:
     return False
 
 
+def show_unknown(reminder_id: str, item: dict[str, Any], /) -> None:
+    """A final record says which of its channels may have gone out for its time with no result to
+    say so: an earlier plan's attempt for this time died after its mark, and a re-plan for the same
+    time cleared that mark (only ``sent`` keeps it). Each is FAILED (OutcomeUnknown), as its sender
+    would answer (row 2d)."""
+    at = item.get("appointmentTime", {}).get("N")
+    unknown = set(item.get("sent", {}).get("SS", [])) - set(item.get("delivered", {}).get("SS", []))
+    for channel in CHANNELS:
+        result = f"{channel}Result"
+        if f"{channel}@{at}" in unknown and result not in item:
+            outcome = {"M": {"status": {"S": "FAILED"}, "reason": {"S": "OutcomeUnknown"}}}
+            condition = f"{STILL_FINAL} AND attribute_not_exists({result})"
+            write(reminder_id, f"{result} = :m", condition, m=outcome, f=item["state"], t=item["appointmentTime"])
+
+
 def finalize(reminder_id: str, state: str, reason: str, condition: str, also: str = "", /, **values: Any) -> str:
     """Make an open reminder final (it leaves the due index, its claim is gone) under ``condition``;
     SENT instead when it went out for its time (``went_out``: an earlier claim's send, one that
@@ -293,19 +311,20 @@ def finalize(reminder_id: str, state: str, reason: str, condition: str, also: st
     done = f"#s = :s, reason = :r{also} REMOVE dueShard, attemptAt, claimToken, claimExpiresAt"
     nothing_sent = " AND NOT (emailResult.#st = :sent OR smsResult.#st = :sent)"
     written, item = write(reminder_id, done, condition + nothing_sent, s=state, r=reason, sent="SENT", **values)
-    if written and not went_out(item):
+    final, out = item.get("state") == {"S": state}, went_out(item)
+    if final and not out:
+        show_unknown(reminder_id, item)
+    if written and not out:
         log("INFO", f"reminder_{state.lower()}", reminderId=reminder_id, reason=reason)
         return state.lower()
-    if not written and went_out(item) and write(reminder_id, done, condition, s="SENT", r=reason, **values)[0]:
+    if not written and out and write(reminder_id, done, condition, s="SENT", r=reason, **values)[0]:
         log("INFO", "reminder_sent", reminderId=reminder_id, reason=reason)
         return "sent"
     # Final in this state though it went out for its time: written so just now (an earlier plan's
     # send), or by an attempt of this decision that died before this correction (row 2c).
-    if item.get("state") == {"S": state} and went_out(item):
-        correction = "#s = :f AND appointmentTime = :t"
-        if write(reminder_id, "#s = :s", correction, s="SENT", f=state, t=item["appointmentTime"])[0]:
-            log("INFO", "reminder_sent", reminderId=reminder_id, reason=reason)
-            return "sent"
+    if final and out and write(reminder_id, "#s = :s", STILL_FINAL, s="SENT", f=state, t=item["appointmentTime"])[0]:
+        log("INFO", "reminder_sent", reminderId=reminder_id, reason=reason)
+        return "sent"
     return state.lower() if written else "unchanged"
 
 

@@ -98,20 +98,16 @@ UPDATER_FAULTS = (*[None] * 4, "dies after recording", "cannot record")
 #: Reasons a channel's result gives when the message may have gone out though it says FAILED:
 #: an attempt that died mid-send, or the provider's answer lost (never resent: at most once wins).
 OUTCOME_UNKNOWN = ("OutcomeUnknown", "ReadTimeoutError", "ConnectionClosedError")
-#: Protocol bugs this machine found, each with its forcing test (xfail until fixed). A world made
-#: with ``tolerate`` counts what matches one (``World.known``) instead of failing on it, so that a
-#: long run can go on exploring for others; by default every violation fails.
 #: Protocol bugs known and forced by an ``xfail(strict=True)`` test, that a long run with
-#: ``--tolerate-known-bugs`` counts instead of stopping at: one now, "uncertain send hidden" (found
-#: at 20 steps on the final code of the stop that fixed rows 2c, 8b and 10). The two this machine found first,
-#: "stale schedule decision" (a schedule run's final write decided before a same-time re-booking
-#: landed after it) and "unknown outcome said SENT" (an attempt that died after its mark answered
-#: AlreadySent after a re-plan), are fixed, and their tests in tests/test_protocol.py pass; their
-#: classifications below stay, so that a return of either is named when it is met.
-KNOWN_BUGS: dict[str, str] = {
-    "uncertain send hidden": "tests/test_protocol.py::"
-    "test_a_send_whose_outcome_is_unknown_stays_visible_after_a_same_time_replan_and_a_cancel",
-}
+#: ``--tolerate-known-bugs`` counts (``World.known``) instead of stopping at, so that it can go on
+#: exploring for others; by default every violation fails. None now. The three this machine found
+#: are fixed, and their tests in tests/test_protocol.py pass: "stale schedule decision" (a schedule
+#: run's final write decided before a same-time re-booking landed after it), "unknown outcome said
+#: SENT" (an attempt that died after its mark answered AlreadySent after a re-plan) and "uncertain
+#: send hidden" (a same-time re-plan cleared the mark of an attempt that died mid-send, and a final
+#: decision then hid it: row 2d). Their classifications below stay, so that a return of one is
+#: named when it is met.
+KNOWN_BUGS: dict[str, str] = {}
 
 
 @dataclass
@@ -517,7 +513,7 @@ class World:
             if record["state"] != "SENT" and (reminder_id, time) in went_out and not unknown:
                 found = f"{reminder_id} says {record['state']} ({record.get('reason')}) though it went out"
                 # Only ``sent`` still says that an attempt of unknown outcome may have sent it: a
-                # re-plan for the same time cleared its mark (KNOWN_BUGS).
+                # re-plan for the same time cleared its mark (fixed: row 2d).
                 ledger = record.get("sent", set()) - record.get("delivered", set())
                 hidden = [c for c in SENDERS if f"{c}@{time}" in ledger and (reminder_id, time, c) in self.uncertain]
                 if hidden:
